@@ -1,0 +1,41 @@
+//! The shared state of a running tollgate: validated config, derived keys, clock.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keys::Keys;
+
+/// Everything request handling reads. Built once at start; cheap to share.
+pub struct App {
+    /// The validated configuration.
+    pub cfg: Arc<Config>,
+    /// Keys derived from the receipt key.
+    pub keys: Keys,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    /// Builds the state for `cfg` with `clock`.
+    pub fn new(cfg: Config, clock: Arc<dyn Clock>) -> App {
+        let keys = Keys::derive(&cfg.secrets.receipt_key);
+        App {
+            cfg: Arc::new(cfg),
+            keys,
+            clock,
+        }
+    }
+
+    /// Fresh randomness for a contract nonce.
+    pub fn nonce(&self) -> [u8; 16] {
+        let mut n = [0u8; 16];
+        // The OS RNG failing is not recoverable; an all-zero nonce would still be
+        // unique per (created, resource) only by chance, so refuse loudly instead.
+        if let Err(e) = getrandom::getrandom(&mut n) {
+            tracing::error!(error = %e, "OS random number generator failed");
+            std::process::abort();
+        }
+        n
+    }
+}

@@ -1,0 +1,171 @@
+//! The 402 challenge and the offer page (SPEC section 5 and `GET /offer`).
+//!
+//! Turns an [`Offer`] into the response a client sees: the four `X-Taler-*`
+//! headers as absolute URLs, `Cache-Control: no-store`, and a JSON body for
+//! programs or an HTML paywall for people. It writes nothing anywhere.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::contract::{Offer, Terms};
+use crate::reply::{html_escape, query_escape, Reply};
+
+const PAGE: &str = include_str!("../assets/paywall.html");
+
+/// The absolute URLs a challenge points at.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChallengeUrls {
+    /// `GET` returns the terms.
+    pub contract_url: String,
+    /// `POST {"contract": token}` claims.
+    pub pay_url: String,
+    /// The human offer page for the resource.
+    pub offer_url: String,
+}
+
+impl ChallengeUrls {
+    /// The URLs for `offer` under `cfg`'s `public_url` and `pay_prefix`.
+    pub fn new(cfg: &Config, offer: &Offer) -> ChallengeUrls {
+        let base = format!("{}{}", cfg.server.public_url, cfg.server.pay_prefix);
+        ChallengeUrls {
+            contract_url: format!("{base}/contract/{}", offer.token),
+            pay_url: format!("{base}/pay"),
+            offer_url: format!(
+                "{base}/offer?resource={}",
+                query_escape(&offer.params.resource)
+            ),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ChallengeBody<'a> {
+    code: &'static str,
+    message: String,
+    contract_hash: String,
+    contract_token: &'a str,
+    #[serde(flatten)]
+    urls: &'a ChallengeUrls,
+    contract: &'a Terms,
+}
+
+/// The `402 Payment Required` for `offer`; JSON when `json` is true, else the paywall.
+pub fn payment_required(cfg: &Config, offer: &Offer, json: bool) -> Reply {
+    let urls = ChallengeUrls::new(cfg, offer);
+    let hash = offer.hash.to_string();
+    let reply = if json {
+        Reply::json(
+            402,
+            &ChallengeBody {
+                code: "payment_required",
+                message: format!(
+                    "{} costs {} 0xBTC: POST {{\"contract\": contract_token}} to pay_url to get payment instructions",
+                    offer.params.resource, offer.terms.amount
+                ),
+                contract_hash: hash.clone(),
+                contract_token: &offer.token,
+                urls: &urls,
+                contract: &offer.terms,
+            },
+        )
+    } else {
+        Reply::html(402, render_page(offer, &urls, &hash, PageKind::Paywall))
+    };
+    reply
+        .with_header("X-Taler-Contract-Url", urls.contract_url)
+        .with_header("X-Taler-Contract-Hash", hash)
+        .with_header("X-Taler-Pay-Url", urls.pay_url)
+        .with_header("X-Taler-Offer-Url", urls.offer_url)
+        .with_header("Vary", "Accept".into())
+}
+
+/// The human offer page (200) for a fresh `offer`.
+pub fn offer_page(cfg: &Config, offer: &Offer) -> Reply {
+    let urls = ChallengeUrls::new(cfg, offer);
+    let hash = offer.hash.to_string();
+    Reply::html(200, render_page(offer, &urls, &hash, PageKind::Offer))
+        .with_header("X-Taler-Contract-Url", urls.contract_url)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PageKind {
+    Paywall,
+    Offer,
+}
+
+fn render_page(offer: &Offer, urls: &ChallengeUrls, hash: &str, kind: PageKind) -> String {
+    let t = &offer.terms;
+    let (title, heading) = match kind {
+        PageKind::Paywall => ("Payment required", "This content is for sale"),
+        PageKind::Offer => ("Offer", "Offer"),
+    };
+    let instructions = format!(
+        "<p>Pay <strong>{amount} 0xBTC</strong> (ERC-20 token <span class=\"mono\">{token}</span> on chain {chain}). \
+         A wallet claims this contract by sending <code>POST {pay}</code> with \
+         <code>{{\"contract\": \"&lt;token from the contract URL&gt;\"}}</code> and receives a fresh receiving \
+         address, the exact amount and an EIP-681 payment link.</p>\
+         <p class=\"muted\">Manual on-chain instructions (address, amount, QR code) are shown here once this \
+         tollgate has payments enabled.</p>",
+        amount = html_escape(&t.amount),
+        token = html_escape(&t.token),
+        chain = t.chain_id,
+        pay = html_escape(&urls.pay_url),
+    );
+    let links = match kind {
+        PageKind::Paywall => format!(
+            "<a href=\"{}\">Open the offer page</a> · shared this link? Buy your own copy there.",
+            html_escape(&urls.offer_url)
+        ),
+        PageKind::Offer => format!(
+            "<a class=\"button\" href=\"{}\">Continue to {}</a>",
+            html_escape(&t.fulfillment_url),
+            html_escape(&t.resource)
+        ),
+    };
+    render(
+        PAGE,
+        &[
+            ("title", title),
+            ("heading", heading),
+            ("summary", &html_escape(&t.summary)),
+            ("amount", &html_escape(&t.amount)),
+            ("resource", &html_escape(&t.resource)),
+            ("contract_url", &html_escape(&urls.contract_url)),
+            ("contract_hash", hash),
+            ("deadline", &t.pay_deadline.to_string()),
+            ("instructions", &instructions),
+            ("links", &links),
+        ],
+    )
+}
+
+/// Single-pass `{{name}}` substitution: values are inserted verbatim (callers
+/// escape them) and never re-scanned, so a value cannot inject a placeholder.
+pub fn render(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 1024);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                let name = &after[..end];
+                match values.iter().find(|(k, _)| *k == name) {
+                    Some((_, v)) => out.push_str(v),
+                    None => {
+                        out.push_str("{{");
+                        out.push_str(name);
+                        out.push_str("}}");
+                    }
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,280 @@
+//! The TOML schema exactly as users write it (SPEC section 3).
+//!
+//! These structs are the stable user-facing contract: every struct denies unknown
+//! keys, and every value that needs interpretation (durations, amounts, addresses)
+//! stays a string here. Validation and conversion happen in [`super::model`]; nothing
+//! outside the config module reads these types.
+
+use serde::Deserialize;
+
+/// `[server]`: the public listener and the origin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Public listener address, `host:port` (port 0 picks a free port).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Absolute base URL for URLs placed in headers and pages.
+    pub public_url: Option<String>,
+    /// The origin, `host:port`.
+    pub upstream: Option<String>,
+    /// Connect to the origin over TLS.
+    #[serde(default)]
+    pub upstream_tls: bool,
+    /// SNI (and certificate name) when `upstream_tls = true`.
+    #[serde(default)]
+    pub upstream_sni: String,
+    /// Reserved path prefix for tollgate's own endpoints.
+    #[serde(default = "default_pay_prefix")]
+    pub pay_prefix: String,
+    /// Worker threads of the proxy (default: the number of CPUs).
+    pub threads: Option<usize>,
+    /// How long a SIGTERM waits for in-flight requests (default "10s").
+    pub grace_period: Option<String>,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8080".into()
+}
+
+fn default_pay_prefix() -> String {
+    "/_tollgate".into()
+}
+
+/// `[admin]`: the merchant's listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// Admin listener address.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// CIDR allowlist.
+    #[serde(default = "default_admin_allow")]
+    pub allow: Vec<String>,
+    /// Name of the environment variable that holds the optional bearer token.
+    pub token_env: Option<String>,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:8081".into()
+}
+
+fn default_admin_allow() -> Vec<String> {
+    vec!["127.0.0.1/32".into(), "::1/128".into()]
+}
+
+/// `[gateway]`: the optional 0xbtcpay-compatible listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    /// Gateway listener address.
+    pub listen: String,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// `sqlite://PATH` or `postgres://…`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    /// Contract-hash cache entries.
+    #[serde(default = "default_cache_capacity")]
+    pub cache_capacity: u64,
+}
+
+impl Default for StoreFile {
+    fn default() -> Self {
+        StoreFile {
+            url: default_store_url(),
+            cache_capacity: default_cache_capacity(),
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite://tollgate.db".into()
+}
+
+fn default_cache_capacity() -> u64 {
+    100_000
+}
+
+/// `[secrets]`: where keys come from. Keys themselves never live in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsFile {
+    /// Environment variable holding the receipt key (≥ 32 bytes, hex or base64).
+    pub receipt_key_env: Option<String>,
+    /// File holding the receipt key, as an alternative to the environment.
+    pub receipt_key_file: Option<String>,
+    /// Environment variable holding the postback signing key.
+    pub postback_key_env: Option<String>,
+    /// File holding the postback signing key.
+    pub postback_key_file: Option<String>,
+}
+
+/// `[chain]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainFile {
+    /// JSON-RPC endpoints, tried in order.
+    #[serde(default)]
+    pub rpc_urls: Vec<String>,
+    /// EIP-155 chain id.
+    #[serde(default = "default_chain_id")]
+    pub chain_id: u64,
+    /// ERC-20 token contract address.
+    #[serde(default = "default_token")]
+    pub token: String,
+    /// Token decimals.
+    #[serde(default = "default_decimals")]
+    pub decimals: u32,
+    /// Confirmations before a payment counts as paid.
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// How often the chain is polled.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: String,
+    /// BIP32 account xpub.
+    pub xpub: Option<String>,
+    /// First block to scan on a fresh store.
+    #[serde(default)]
+    pub start_block: u64,
+}
+
+impl Default for ChainFile {
+    fn default() -> Self {
+        ChainFile {
+            rpc_urls: Vec::new(),
+            chain_id: default_chain_id(),
+            token: default_token(),
+            decimals: default_decimals(),
+            confirmations: default_confirmations(),
+            poll_interval: default_poll_interval(),
+            xpub: None,
+            start_block: 0,
+        }
+    }
+}
+
+fn default_chain_id() -> u64 {
+    1
+}
+fn default_token() -> String {
+    "0xB6eD7644C69416d67B522e20bC294A9a9B405B31".into()
+}
+fn default_decimals() -> u32 {
+    8
+}
+fn default_confirmations() -> u64 {
+    12
+}
+fn default_poll_interval() -> String {
+    "2s".into()
+}
+
+/// `[payments]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsFile {
+    /// Unpaid payments (and contracts) expire after this long.
+    #[serde(default = "default_expiry")]
+    pub expiry: String,
+    /// What partial transfers do: only `"wait"` (they add up).
+    #[serde(default = "default_underpayment")]
+    pub underpayment: String,
+    /// Default lifetime of a receipt.
+    #[serde(default = "default_access_ttl")]
+    pub access_ttl: String,
+    /// New payments per client IP, `N/s`, `N/min` or `N/h`.
+    #[serde(default = "default_claim_rate")]
+    pub claim_rate: String,
+}
+
+impl Default for PaymentsFile {
+    fn default() -> Self {
+        PaymentsFile {
+            expiry: default_expiry(),
+            underpayment: default_underpayment(),
+            access_ttl: default_access_ttl(),
+            claim_rate: default_claim_rate(),
+        }
+    }
+}
+
+fn default_expiry() -> String {
+    "30m".into()
+}
+fn default_underpayment() -> String {
+    "wait".into()
+}
+fn default_access_ttl() -> String {
+    "30d".into()
+}
+fn default_claim_rate() -> String {
+    "30/min".into()
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// `"/a/b"` exact, `"/a/*"` prefix, `"/a/{id}"` one segment.
+    pub path: Option<String>,
+    /// Priced methods (default: all).
+    pub methods: Option<Vec<String>>,
+    /// Price in 0xBTC, decimal string; `"0"` is free.
+    pub price: Option<String>,
+    /// Contract summary; `{path}` is replaced by the resource path.
+    pub summary: Option<String>,
+    /// `"resource"` (default) or `"route"`.
+    pub scope: Option<String>,
+    /// Receipt lifetime for this route.
+    pub access_ttl: Option<String>,
+    /// Per-route confirmations override.
+    pub confirmations: Option<u64>,
+}
+
+/// One `[[product]]` of the basket catalogue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductFile {
+    /// Product id.
+    pub id: String,
+    /// Human description.
+    #[serde(default)]
+    pub description: String,
+    /// Price, decimal string.
+    pub price: String,
+    /// Route patterns one purchase unlocks.
+    #[serde(default)]
+    pub unlocks: Vec<String>,
+}
+
+/// `[basket]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasketFile {
+    /// Tax as a decimal fraction, e.g. `"0.20"`.
+    #[serde(default = "zero")]
+    pub tax_rate: String,
+    /// Flat shipping, decimal string.
+    #[serde(default = "zero")]
+    pub shipping: String,
+}
+
+fn zero() -> String {
+    "0".into()
+}
+
+/// `[web_monetization]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebMonetizationFile {
+    /// The receiver's Open Payments wallet address URL.
+    pub wallet_address: String,
+    /// Route patterns whose HTML gets the monetization link.
+    #[serde(default)]
+    pub inject_link: Vec<String>,
+}

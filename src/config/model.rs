@@ -1,0 +1,287 @@
+//! The validated internal configuration.
+//!
+//! Everything here has been checked by [`super::load`]: the rest of tollgate never
+//! re-validates it. Secrets are held in [`SecretKey`], whose `Debug` never prints them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use http::Method;
+use ipnet::IpNet;
+
+use crate::amount::Amount;
+use crate::routes::RouteTable;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub file: PathBuf,
+    /// `[server]`.
+    pub server: Server,
+    /// `[admin]`, when configured.
+    pub admin: Option<Admin>,
+    /// `[gateway]`, when configured.
+    pub gateway: Option<Gateway>,
+    /// `[store]`.
+    pub store: Store,
+    /// `[secrets]`, with the keys loaded.
+    pub secrets: Secrets,
+    /// `[chain]`.
+    pub chain: Chain,
+    /// `[payments]`.
+    pub payments: Payments,
+    /// `[[route]]`s, ready for most-specific lookup.
+    pub routes: RouteTable<Route>,
+    /// `[[product]]`s.
+    pub products: Vec<Product>,
+    /// `[basket]`, when configured.
+    pub basket: Option<Basket>,
+    /// `[web_monetization]`.
+    pub web_monetization: Option<WebMonetization>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Public listener (port 0: pick a free port at start).
+    pub listen: SocketAddr,
+    /// Base URL, no trailing slash, e.g. `https://shop.example`.
+    pub public_url: String,
+    /// True when `public_url` is https (cookies get `Secure`).
+    pub public_https: bool,
+    /// Origin socket address (resolved once at load).
+    pub upstream: SocketAddr,
+    /// The origin as written (`host:port`), for messages.
+    pub upstream_name: String,
+    /// TLS to the origin.
+    pub upstream_tls: bool,
+    /// SNI for the origin.
+    pub upstream_sni: String,
+    /// Reserved prefix, starts with `/`, no trailing `/`.
+    pub pay_prefix: String,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Graceful shutdown period in seconds.
+    pub grace_period_secs: u64,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Listener address.
+    pub listen: SocketAddr,
+    /// Allowed client networks.
+    pub allow: Vec<IpNet>,
+    /// The bearer token, when `token_env` names a set variable.
+    pub token: Option<SecretKey>,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// Listener address.
+    pub listen: SocketAddr,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Where the durable store lives.
+    pub backend: StoreBackend,
+    /// Contract-hash cache capacity.
+    pub cache_capacity: u64,
+}
+
+/// The durable store named by `[store] url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// `sqlite://PATH` (relative paths are relative to the working directory).
+    Sqlite(PathBuf),
+    /// `postgres://…`.
+    Postgres(String),
+}
+
+/// Loaded secrets.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    /// Root key for contract tokens and receipts (≥ 32 bytes).
+    pub receipt_key: SecretKey,
+    /// Postback signing key, when configured.
+    pub postback_key: Option<SecretKey>,
+}
+
+/// Key material. `Debug` and `Display` print only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(pub Vec<u8>);
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// `[chain]`.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// JSON-RPC endpoints in failover order.
+    pub rpc_urls: Vec<String>,
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// Token contract, lowercase `0x…` hex.
+    pub token: String,
+    /// Token decimals.
+    pub decimals: u32,
+    /// Default confirmations.
+    pub confirmations: u64,
+    /// Poll interval in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Account xpub, when configured.
+    pub xpub: Option<String>,
+    /// First block to scan on a fresh store.
+    pub start_block: u64,
+}
+
+/// `[payments]`.
+#[derive(Debug, Clone)]
+pub struct Payments {
+    /// Seconds until an unpaid contract/payment expires.
+    pub expiry_secs: u64,
+    /// Default receipt lifetime in seconds.
+    pub access_ttl_secs: u64,
+    /// New payments allowed per client IP per window.
+    pub claim_rate: Rate,
+}
+
+/// `N` events per `per_secs` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Events per window.
+    pub count: u32,
+    /// Window length in seconds.
+    pub per_secs: u64,
+}
+
+/// What one payment for a route unlocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The exact resource path that was bought.
+    Resource,
+    /// Every path the route's pattern matches.
+    Route,
+}
+
+/// One validated `[[route]]`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The pattern as written (`/movies/*`).
+    pub pattern: String,
+    /// Priced methods; `None` prices every method. GET implies HEAD.
+    pub methods: Option<Vec<Method>>,
+    /// Price in base units; zero means free.
+    pub price: Amount,
+    /// Summary template (`{path}` is the resource).
+    pub summary: String,
+    /// What one payment unlocks.
+    pub scope: Scope,
+    /// Receipt lifetime in seconds.
+    pub access_ttl_secs: u64,
+    /// Confirmations required (route override or `[chain]`).
+    pub confirmations: u64,
+}
+
+impl Route {
+    /// True when a request with `method` on this route must be paid for.
+    pub fn prices(&self, method: &Method) -> bool {
+        if self.price.is_zero() {
+            return false;
+        }
+        match &self.methods {
+            None => true,
+            Some(ms) => {
+                ms.contains(method) || (method == Method::HEAD && ms.contains(&Method::GET))
+            }
+        }
+    }
+
+    /// The contract summary for `resource`.
+    pub fn summary_for(&self, resource: &str) -> String {
+        self.summary.replace("{path}", resource)
+    }
+
+    /// The receipt scope string for `resource`: the path itself, or the route pattern.
+    pub fn scope_for(&self, resource: &str) -> String {
+        match self.scope {
+            Scope::Resource => resource.to_string(),
+            Scope::Route => self.pattern.clone(),
+        }
+    }
+}
+
+/// One `[[product]]`.
+#[derive(Debug, Clone)]
+pub struct Product {
+    /// Product id.
+    pub id: String,
+    /// Description.
+    pub description: String,
+    /// Price in base units.
+    pub price: Amount,
+    /// Route patterns a purchase unlocks.
+    pub unlocks: Vec<String>,
+}
+
+/// `[basket]`.
+#[derive(Debug, Clone, Default)]
+pub struct Basket {
+    /// Tax rate in parts per 10^8 (e.g. 0.20 → 20_000_000).
+    pub tax_rate_ppu: u128,
+    /// Flat shipping in base units.
+    pub shipping: Amount,
+}
+
+/// `[web_monetization]`.
+#[derive(Debug, Clone)]
+pub struct WebMonetization {
+    /// Receiver's wallet address URL.
+    pub wallet_address: String,
+    /// Patterns whose HTML gets the link.
+    pub inject_link: Vec<String>,
+}
+
+impl Config {
+    /// Sections that validate but whose feature this build does not run yet.
+    /// `serve` and `check` refuse them, so nothing configured is silently ignored.
+    pub fn unsupported(&self) -> Vec<crate::config::Problem> {
+        let mut out = Vec::new();
+        let mut add = |key: &str, what: &str| {
+            out.push(crate::config::Problem {
+                file: self.file.clone(),
+                key: key.to_string(),
+                message: format!(
+                    "{what} is not yet supported by this version of tollgate; remove the section"
+                ),
+            })
+        };
+        if self.admin.is_some() {
+            add("admin", "the admin listener");
+        }
+        if self.gateway.is_some() {
+            add("gateway", "the 0xbtcpay-compatible gateway");
+        }
+        if matches!(self.store.backend, StoreBackend::Postgres(_)) {
+            add("store.url", "the PostgreSQL store");
+        }
+        if !self.products.is_empty() {
+            add("product", "the basket catalogue");
+        }
+        if self.basket.is_some() {
+            add("basket", "the shopping basket");
+        }
+        if self.web_monetization.is_some() {
+            add("web_monetization", "Web Monetization");
+        }
+        out
+    }
+}

@@ -1,0 +1,43 @@
+//! # tollgate
+//!
+//! A payment-gating reverse proxy on Pingora. A request on the public listener goes:
+//!
+//! 1. **canonicalise** the request-target ([`routes::canonical`]): one canonical
+//!    path is used for matching and for forwarding;
+//! 2. **own endpoint?** paths under `pay_prefix` are answered by [`endpoints`] and
+//!    never reach the origin;
+//! 3. **decide** ([`gate::decide`]): free/unmatched → forward; ambiguous path that
+//!    could reach priced content → 400; priced → receipt or 402;
+//! 4. **challenge** ([`challenge`]): a 402 with a freshly minted [`contract::Offer`]
+//!    (nothing is written anywhere), or the same offer again for a fulfillment URL.
+//!
+//! ## Invariants (each has a test named after it)
+//!
+//! 1. *Price what you forward*: the canonical path is both matched and forwarded;
+//!    encoded `/`, `\`, NUL, bad UTF-8 or `;` that could reach a priced route → 400
+//!    (`path_tricks_never_reach_priced_content_for_free`).
+//! 2. *Default deny*: every method is priced unless the route lists methods; HEAD
+//!    is priced like GET (`head_is_priced_like_get`).
+//! 3. *A 402 writes nothing and contacts no origin*
+//!    (`priced_path_gets_402_without_touching_origin`).
+//! 4. *Terms are rebuilt, not stored*: the contract token carries the parameters
+//!    under a MAC, so the terms and hash can be re-derived and forged tokens fail
+//!    (`contract_hash_matches_contract_url`, `tampered_tokens_are_rejected`).
+//! 5. *Money is integers*: amounts are base units ([`amount::Amount`]); no floats.
+//! 6. *Secrets never print*: [`config::SecretKey`] redacts itself.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod amount;
+pub mod app;
+pub mod challenge;
+pub mod clock;
+pub mod config;
+pub mod contract;
+pub mod endpoints;
+pub mod gate;
+pub mod keys;
+pub mod proxy;
+pub mod reply;
+pub mod routes;
+pub mod server;

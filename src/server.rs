@@ -1,0 +1,105 @@
+//! Builds and runs the Pingora server for a validated config.
+//!
+//! Owns the wiring: listeners (port 0 is resolved to a free port before start so it
+//! can be announced), the proxy service, and the readiness announcement on stdout
+//! that scripts and tests wait for. It never makes a request decision.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::proxy::Tollgate;
+
+/// Replaces a port-0 listen address by a concrete free port.
+pub fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let l = TcpListener::bind(addr)?;
+    l.local_addr()
+}
+
+/// Runs tollgate until a signal stops it. Never returns.
+pub fn run(mut cfg: Config) -> ! {
+    let listen = match resolve_port(cfg.server.listen) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tollgate: cannot listen on {}: {e}", cfg.server.listen);
+            std::process::exit(1);
+        }
+    };
+    cfg.server.listen = listen;
+    let conf = ServerConf {
+        threads: cfg.server.threads,
+        grace_period_seconds: Some(cfg.server.grace_period_secs),
+        graceful_shutdown_timeout_seconds: Some(cfg.server.grace_period_secs.max(1)),
+        pid_file: std::env::temp_dir()
+            .join(format!("tollgate-{}.pid", std::process::id()))
+            .display()
+            .to_string(),
+        upgrade_sock: std::env::temp_dir()
+            .join(format!("tollgate-{}-upgrade.sock", std::process::id()))
+            .display()
+            .to_string(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let app = Arc::new(App::new(cfg, Arc::new(SystemClock)));
+    let mut proxy =
+        pingora::proxy::http_proxy_service(&server.configuration, Tollgate::new(app.clone()));
+    proxy.add_tcp(&listen.to_string());
+    server.add_service(proxy);
+    server.add_service(background_service("ready announcer", Announcer { app }));
+    tracing::info!(%listen, "tollgate starting");
+    server.run_forever()
+}
+
+/// Prints `tollgate ready: public http://ADDR` once the public listener accepts.
+struct Announcer {
+    app: Arc<App>,
+}
+
+#[async_trait]
+impl BackgroundService for Announcer {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let listen = self.app.cfg.server.listen;
+        let probe = if listen.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+        } else {
+            listen
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = tokio::task::spawn_blocking(move || {
+                TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok()
+            })
+            .await
+            .unwrap_or(false);
+            if ok {
+                let cfg = &self.app.cfg;
+                println!(
+                    "tollgate ready: public http://{probe} (public_url {}) -> origin {}",
+                    cfg.server.public_url, cfg.server.upstream_name
+                );
+                let _ = std::io::stdout().flush();
+                return;
+            }
+            if Instant::now() > deadline {
+                tracing::error!(%listen, "public listener did not come up");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
