@@ -1,0 +1,103 @@
+//! The command line: `check` on the shipped configs, every problem reported at
+//! once, and `serve` refusing a bad config before anything listens.
+
+mod support;
+
+use support::{run_cli, TempDir, TEST_KEY};
+
+const KEY_ENV: &[(&str, &str)] = &[("TOLLGATE_RECEIPT_KEY", TEST_KEY)];
+
+// Rules out: shipping example or demo configs that do not load.
+#[test]
+fn example_and_demo_configs_pass_check() {
+    for file in ["config/demo.toml", "config/tollgate.example.toml"] {
+        let (code, out, err) = run_cli(&["check", "--config", file], KEY_ENV);
+        assert_eq!(code, 0, "{file}: {err}");
+        assert!(out.contains(": OK"), "{out}");
+        assert!(out.contains("PATTERN"), "{out}");
+        assert!(out.contains("/movies/*"), "{out}");
+    }
+    // The demo's table: most specific first, free routes marked.
+    let (_, out, _) = run_cli(&["check", "--config", "config/demo.toml"], KEY_ENV);
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("  /")).collect();
+    assert!(rows[0].starts_with("  /articles/{slug}"), "{out}");
+    assert!(
+        rows[1].starts_with("  /movies/trailers/*") && rows[1].contains("free"),
+        "{out}"
+    );
+    assert!(
+        rows[2].starts_with("  /movies/*")
+            && rows[2].contains("GET,HEAD")
+            && rows[2].contains("0.5"),
+        "{out}"
+    );
+}
+
+// Rules out: a check that stops at the first problem or hides which key is wrong.
+#[test]
+fn check_reports_every_problem_and_exits_1() {
+    let dir = TempDir::new("cli");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://shop.example"
+upstream = "127.0.0.1:3000"
+[secrets]
+receipt_key_env = "TOLLGATE_RECEIPT_KEY"
+[[route]]
+path = "/a"
+price = "0.123456789"
+[[route]]
+path = "/b/*"
+price = "1"
+access_ttl = "forever"
+"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let (code, _, err) = run_cli(&["check", "--config", p], KEY_ENV);
+    assert_eq!(code, 1);
+    assert!(err.contains("2 problems"), "{err}");
+    assert!(err.contains(&format!("{p}: route[0].price")), "{err}");
+    assert!(err.contains(&format!("{p}: route[1].access_ttl")), "{err}");
+    // Without the key the key is a problem too, and its value never appears.
+    let (code, _, err) = run_cli(&["check", "--config", p], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("TOLLGATE_RECEIPT_KEY is not set"), "{err}");
+}
+
+// Rules out: serve coming up (or half up) on a config it cannot honour.
+#[test]
+fn serve_with_bad_config_exits_before_listening() {
+    let dir = TempDir::new("cli");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"https://x.example\"\nupstream = \"127.0.0.1:1\"\n[secrets]\nreceipt_key_env = \"TOLLGATE_RECEIPT_KEY\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(&["serve", "--config", path.to_str().unwrap()], KEY_ENV);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("gateway: the 0xbtcpay-compatible gateway is not yet supported"),
+        "{err}"
+    );
+    assert!(!out.contains("tollgate ready"));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    let (code, _, err) = run_cli(
+        &["serve", "--config", "/nonexistent/tollgate.toml"],
+        KEY_ENV,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read"), "{err}");
+}
