@@ -30,6 +30,7 @@
 
 pub mod amount;
 pub mod app;
+pub mod chain;
 pub mod challenge;
 pub mod clock;
 pub mod config;
@@ -37,7 +38,9 @@ pub mod contract;
 pub mod endpoints;
 pub mod gate;
 pub mod keys;
+pub mod payments;
 pub mod proxy;
 pub mod reply;
 pub mod routes;
 pub mod server;
+pub mod store;

@@ -1,0 +1,4 @@
+//! The chain side: watch-only addresses from the xpub, the multi-endpoint RPC client,
+//! the Transfer-log scanner with reorg handling.
+
+pub mod xpub;

@@ -1,0 +1,1 @@
+//! Watch-only BIP32 derivation (placeholder; being written).

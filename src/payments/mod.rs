@@ -1,0 +1,3 @@
+//! Payments: the state machine and the service that claims, reports and issues receipts.
+
+pub mod state;
