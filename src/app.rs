@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::Keys;
+use crate::payments::service::PaymentService;
 
 /// Everything request handling reads. Built once at start; cheap to share.
 pub struct App {
@@ -14,16 +15,19 @@ pub struct App {
     pub keys: Keys,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// The payment engine; `None` when `[chain]` has no `rpc_urls`/`xpub`.
+    pub payments: Option<Arc<PaymentService>>,
 }
 
 impl App {
     /// Builds the state for `cfg` with `clock`.
-    pub fn new(cfg: Config, clock: Arc<dyn Clock>) -> App {
+    pub fn new(cfg: Config, clock: Arc<dyn Clock>, payments: Option<Arc<PaymentService>>) -> App {
         let keys = Keys::derive(&cfg.secrets.receipt_key);
         App {
             cfg: Arc::new(cfg),
             keys,
             clock,
+            payments,
         }
     }
 

@@ -79,6 +79,44 @@ pub fn payment_required(cfg: &Config, offer: &Offer, json: bool) -> Reply {
         .with_header("Vary", "Accept".into())
 }
 
+/// The 402 for a revisited contract whose payment is on chain but not yet deep
+/// enough: the same contract, `Retry-After`, and a body that says so, never a
+/// fresh contract that would invite paying twice.
+pub fn confirming(cfg: &Config, offer: &Offer, p: &crate::store::Payment, json: bool) -> Reply {
+    let mut reply = payment_required(cfg, offer, json);
+    let base = format!("{}{}", cfg.server.public_url, cfg.server.pay_prefix);
+    let msg = format!(
+        "payment {} is {} ({} of {} confirmations); do not pay again: retry shortly",
+        p.id,
+        p.state.as_str(),
+        p.confirmations,
+        p.required_confirmations
+    );
+    reply.body = if json {
+        bytes::Bytes::from(
+            serde_json::to_vec(&serde_json::json!({
+                "code": "payment_confirming",
+                "message": msg,
+                "payment_id": p.id,
+                "state": p.state.as_str(),
+                "status_url": format!("{base}/{}/status.json", p.id),
+                "contract_hash": offer.hash.to_string(),
+            }))
+            .unwrap_or_default(),
+        )
+    } else {
+        bytes::Bytes::from(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">\
+             <title>Payment confirming</title></head><body><h1>Your payment is confirming</h1><p>{}</p>\
+             <p><a href=\"{}/{}/status\">Payment status</a></p></body></html>",
+            html_escape(&msg),
+            html_escape(&base),
+            html_escape(&p.id)
+        ))
+    };
+    reply.with_header("Retry-After", "5".into())
+}
+
 /// The human offer page (200) for a fresh `offer`.
 pub fn offer_page(cfg: &Config, offer: &Offer) -> Reply {
     let urls = ChallengeUrls::new(cfg, offer);

@@ -19,6 +19,8 @@ pub struct Keys {
     pub contract: [u8; 32],
     /// MACs receipts.
     pub receipt: [u8; 32],
+    /// Derives payment ids and claim tokens.
+    pub claim: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -33,6 +35,7 @@ impl Keys {
         Keys {
             contract: derive(root, b"tollgate/contract-token/v1"),
             receipt: derive(root, b"tollgate/receipt/v1"),
+            claim: derive(root, b"tollgate/claim/v1"),
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod gate;
 pub mod keys;
 pub mod payments;
 pub mod proxy;
+pub mod receipt;
 pub mod reply;
 pub mod routes;
 pub mod server;

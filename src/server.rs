@@ -55,7 +55,7 @@ pub fn run(mut cfg: Config) -> ! {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let app = Arc::new(App::new(cfg, Arc::new(SystemClock)));
+    let app = Arc::new(App::new(cfg, Arc::new(SystemClock), None));
     let mut proxy =
         pingora::proxy::http_proxy_service(&server.configuration, Tollgate::new(app.clone()));
     proxy.add_tcp(&listen.to_string());

@@ -2,6 +2,10 @@
 //! the core that take a parsed request and return a [`Reply`]. They never reach
 //! the origin.
 
+mod pay;
+
+use std::net::IpAddr;
+
 use http::Method;
 
 use crate::app::App;
@@ -10,6 +14,9 @@ use crate::contract::Offer;
 use crate::gate::query_param;
 use crate::reply::Reply;
 use crate::routes::canonicalize;
+
+/// Largest request body an endpoint reads.
+pub const MAX_BODY: usize = 16 * 1024;
 
 /// A request for one of tollgate's endpoints, already split from the prefix.
 #[derive(Debug)]
@@ -20,24 +27,65 @@ pub struct EndpointRequest<'a> {
     pub sub_path: &'a str,
     /// The raw query.
     pub query: Option<&'a str>,
+    /// The request body (read only for POST, at most [`MAX_BODY`]).
+    pub body: &'a [u8],
+    /// `Content-Type`, lowercased.
+    pub content_type: &'a str,
+    /// True when the client prefers JSON.
+    pub wants_json: bool,
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// True when the endpoint at `sub_path` reads a request body.
+pub fn reads_body(method: &Method, sub_path: &str) -> bool {
+    method == Method::POST && (sub_path == "/pay" || sub_path.ends_with("/receipt"))
 }
 
 /// Answers an endpoint request.
-pub fn handle(app: &App, req: &EndpointRequest<'_>) -> Reply {
+pub async fn handle(app: &App, req: &EndpointRequest<'_>) -> Reply {
     let segs: Vec<&str> = req.sub_path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
-        ["contract", token] => only_get(req.method, || contract(app, token)),
-        ["offer"] => only_get(req.method, || offer(app, req.query)),
+        ["contract", token] => only(req.method, Method::GET, || contract(app, token)),
+        ["offer"] => only(req.method, Method::GET, || offer(app, req.query)),
+        ["pay"] if req.method == Method::POST => pay::claim(app, req).await,
+        ["pay"] => method_not_allowed("POST"),
+        [pid, "status.json"] if is_pid(pid) => match *req.method {
+            Method::GET | Method::HEAD => pay::status(app, pid).await,
+            Method::OPTIONS => pay::cors_preflight(),
+            _ => method_not_allowed("GET, HEAD, OPTIONS"),
+        },
+        [pid, "status"] if is_pid(pid) => match *req.method {
+            Method::GET | Method::HEAD => pay::status_page(app, pid).await,
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        [pid, "receipt"] if is_pid(pid) && req.method == Method::POST => {
+            pay::receipt(app, pid, req).await
+        }
+        [pid, "receipt"] if is_pid(pid) => method_not_allowed("POST"),
         _ => Reply::error(404, "not_found", "no such tollgate endpoint"),
     }
 }
 
-fn only_get(method: &Method, f: impl FnOnce() -> Reply) -> Reply {
-    if method == Method::GET || method == Method::HEAD {
+fn is_pid(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn only(method: &Method, want: Method, f: impl FnOnce() -> Reply) -> Reply {
+    if method == want || (want == Method::GET && method == Method::HEAD) {
         f()
     } else {
-        Reply::error(405, "method_not_allowed", "use GET").with_header("Allow", "GET, HEAD".into())
+        method_not_allowed(if want == Method::GET {
+            "GET, HEAD"
+        } else {
+            want.as_str()
+        })
     }
+}
+
+fn method_not_allowed(allow: &str) -> Reply {
+    Reply::error(405, "method_not_allowed", &format!("use {allow}"))
+        .with_header("Allow", allow.to_string())
 }
 
 /// `GET /contract/{token}`: the terms rebuilt from the token; 400 when it does not verify.
@@ -89,8 +137,8 @@ fn offer(app: &App, query: Option<&str>) -> Reply {
     challenge::offer_page(&app.cfg, &offer)
 }
 
-/// Decodes `%XX` and `+` in a query value; malformed escapes stay literal.
-fn percent_decode(s: &str) -> Vec<u8> {
+/// Decodes `%XX` and `+` in a query or form value; malformed escapes stay literal.
+pub fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -1,3 +1,4 @@
 //! Payments: the state machine and the service that claims, reports and issues receipts.
 
+pub mod service;
 pub mod state;

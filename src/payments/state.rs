@@ -106,7 +106,11 @@ pub struct Evaluation {
 pub fn evaluate(terms: Terms, credits: &[Credit], head: u64, now: u64) -> Evaluation {
     let mut sorted: Vec<Credit> = credits.to_vec();
     sorted.sort_by_key(|c| (c.block_number, c.seen_at));
-    let received = Amount(sorted.iter().fold(0u128, |a, c| a.saturating_add(c.value.0)));
+    let received = Amount(
+        sorted
+            .iter()
+            .fold(0u128, |a, c| a.saturating_add(c.value.0)),
+    );
     let seen_at = sorted.iter().map(|c| c.seen_at).min();
     // The transfer that completes the amount, in chain order.
     let mut running = 0u128;
@@ -120,7 +124,8 @@ pub fn evaluate(terms: Terms, credits: &[Credit], head: u64, now: u64) -> Evalua
             let confs = head.saturating_add(1).saturating_sub(c.block_number);
             // Completed late when the completing transfer was first seen after expiry.
             let late = c.seen_at > terms.expires_at;
-            let deep = confs >= terms.required_confirmations.max(1) || terms.required_confirmations == 0;
+            let deep =
+                confs >= terms.required_confirmations.max(1) || terms.required_confirmations == 0;
             match (deep, late) {
                 (true, false) => (PaymentState::Paid, confs),
                 (true, true) => (PaymentState::PaidLate, confs),
@@ -161,10 +166,16 @@ mod tests {
     #[test]
     fn moves_new_seen_confirming_paid() {
         assert_eq!(evaluate(T, &[], 10, 500).state, PaymentState::New);
-        assert_eq!(evaluate(T, &[c(40, 10, 500)], 10, 500).state, PaymentState::Seen);
+        assert_eq!(
+            evaluate(T, &[c(40, 10, 500)], 10, 500).state,
+            PaymentState::Seen
+        );
         let both = [c(40, 10, 500), c(60, 11, 510)];
         let e = evaluate(T, &both, 11, 510);
-        assert_eq!((e.state, e.confirmations, e.received), (PaymentState::Confirming, 1, Amount(100)));
+        assert_eq!(
+            (e.state, e.confirmations, e.received),
+            (PaymentState::Confirming, 1, Amount(100))
+        );
         assert_eq!(evaluate(T, &both, 12, 520).state, PaymentState::Confirming);
         let e = evaluate(T, &both, 13, 530);
         assert_eq!((e.state, e.confirmations), (PaymentState::Paid, 3));
@@ -174,13 +185,19 @@ mod tests {
     #[test]
     fn expiry_late_and_underpaid() {
         assert_eq!(evaluate(T, &[], 10, 1001).state, PaymentState::Expired);
-        assert_eq!(evaluate(T, &[c(99, 10, 900)], 20, 1001).state, PaymentState::Underpaid);
+        assert_eq!(
+            evaluate(T, &[c(99, 10, 900)], 20, 1001).state,
+            PaymentState::Underpaid
+        );
         // Completed after expiry: recorded as paid_late once deep enough.
         let late = [c(99, 10, 900), c(1, 30, 1100)];
         assert_eq!(evaluate(T, &late, 31, 1101).state, PaymentState::Confirming);
         assert_eq!(evaluate(T, &late, 32, 1102).state, PaymentState::PaidLate);
         // Completed before expiry, confirmed after: still paid.
-        assert_eq!(evaluate(T, &[c(100, 10, 999)], 20, 2000).state, PaymentState::Paid);
+        assert_eq!(
+            evaluate(T, &[c(100, 10, 999)], 20, 2000).state,
+            PaymentState::Paid
+        );
     }
 
     #[test]
@@ -189,11 +206,17 @@ mod tests {
             required_confirmations: 0,
             ..T
         };
-        assert_eq!(evaluate(t, &[c(100, 10, 5)], 10, 5).state, PaymentState::Paid);
+        assert_eq!(
+            evaluate(t, &[c(100, 10, 5)], 10, 5).state,
+            PaymentState::Paid
+        );
     }
 
     #[test]
     fn overpayment_is_paid() {
-        assert_eq!(evaluate(T, &[c(1000, 10, 5)], 12, 5).state, PaymentState::Paid);
+        assert_eq!(
+            evaluate(T, &[c(1000, 10, 5)], 12, 5).state,
+            PaymentState::Paid
+        );
     }
 }

@@ -17,6 +17,9 @@ use crate::challenge;
 use crate::contract::Offer;
 use crate::endpoints::{self, EndpointRequest};
 use crate::gate::{decide, query_param, strip_query_param, Decision};
+use crate::payments::service::PaymentService;
+use crate::payments::state::PaymentState;
+use crate::receipt;
 use crate::reply::{prefers_json, Reply};
 use crate::routes::canonicalize;
 
@@ -43,6 +46,8 @@ impl Tollgate {
 pub struct RequestCtx {
     /// The path and query to send upstream, when it differs from what arrived.
     rewrite: Option<String>,
+    /// Remove tollgate's receipt header and cookie before forwarding.
+    strip_credentials: bool,
 }
 
 #[async_trait]
@@ -54,7 +59,7 @@ impl ProxyHttp for Tollgate {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match self.route_request(session, ctx) {
+        match self.route_request(session, ctx).await {
             None => Ok(false),
             Some(reply) => {
                 write_reply(session, reply).await?;
@@ -85,62 +90,205 @@ impl ProxyHttp for Tollgate {
         if let Some(target) = ctx.rewrite.take() {
             upstream_request.set_raw_path(target.as_bytes())?;
         }
+        if ctx.strip_credentials {
+            strip_credentials(upstream_request)?;
+        }
         Ok(())
     }
 }
 
 impl Tollgate {
-    /// Decides what to do with the request. `None`: proxy it (with `ctx.rewrite`);
+    /// Decides what to do with the request. `None`: proxy it (with `ctx`'s rewrite);
     /// `Some(reply)`: answer it here.
-    fn route_request(&self, session: &Session, ctx: &mut RequestCtx) -> Option<Reply> {
+    async fn route_request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Option<Reply> {
         let app = &self.app;
         let cfg = &app.cfg;
-        let req = session.req_header();
-        let raw = req.raw_path();
+        let raw = session.req_header().raw_path().to_vec();
         if raw == b"*" {
             return None; // OPTIONS * : nothing to price
         }
-        let target = match canonicalize(raw) {
+        let target = match canonicalize(&raw) {
             Ok(t) => t,
             Err(e) => return Some(Reply::error(400, "bad_request_target", &e.to_string())),
         };
         let prefix = cfg.server.pay_prefix.as_str();
         if let Some(sub) = target.path.strip_prefix(prefix) {
             if sub.is_empty() || sub.starts_with('/') {
-                return Some(endpoints::handle(
-                    app,
-                    &EndpointRequest {
-                        method: &req.method,
-                        sub_path: sub,
-                        query: target.query.as_deref(),
-                    },
-                ));
+                return Some(self.endpoint(session, sub, target.query.as_deref()).await);
             }
         }
-        match decide(&cfg.routes, &req.method, &target) {
+        let req = session.req_header();
+        let route = match decide(&cfg.routes, &req.method, &target) {
             Decision::Forward => {
-                ctx.rewrite = forward_target(raw, &target.path, target.query.as_deref());
-                None
+                ctx.rewrite = forward_target(&raw, &target.path, target.query.as_deref());
+                return None;
             }
-            Decision::Ambiguous(what) => Some(Reply::error(
-                400,
-                "ambiguous_path",
-                &format!("the path contains {what} and would reach a priced resource"),
-            )),
-            Decision::Priced(route) => {
-                let now = app.clock.now_secs();
-                // A fulfillment URL revisited: the same contract again (SPEC section 5).
-                let offer = query_param(target.query.as_deref(), CONTRACT_PARAM)
-                    .and_then(|t| Offer::from_token(&app.keys, t).ok())
-                    .filter(|o| o.params.resource == target.path && !o.expired(now))
-                    .unwrap_or_else(|| {
-                        Offer::mint(cfg, &app.keys, route, &target.path, app.nonce(), now)
-                    });
-                let json = prefers_json(req.headers.get("accept").map(|v| v.as_bytes()));
-                Some(challenge::payment_required(cfg, &offer, json))
+            Decision::Ambiguous(what) => {
+                return Some(Reply::error(
+                    400,
+                    "ambiguous_path",
+                    &format!("the path contains {what} and would reach a priced resource"),
+                ))
             }
+            Decision::Priced(route) => route,
+        };
+        let now = app.clock.now_secs();
+        if let Some(payments) = &app.payments {
+            match self.receipt_unlocks(payments, req, &target.path, now).await {
+                Ok(true) => {
+                    ctx.rewrite = forward_target(&raw, &target.path, target.query.as_deref());
+                    ctx.strip_credentials = true;
+                    return None;
+                }
+                Ok(false) => {}
+                Err(reply) => return Some(reply),
+            }
+        }
+        // A fulfillment URL revisited: the same contract again (SPEC section 5).
+        let revisit = query_param(target.query.as_deref(), CONTRACT_PARAM)
+            .and_then(|t| Offer::from_token(&app.keys, t).ok())
+            .filter(|o| o.params.resource == target.path && !o.expired(now));
+        let json = prefers_json(req.headers.get("accept").map(|v| v.as_bytes()));
+        if let (Some(offer), Some(payments)) = (&revisit, &app.payments) {
+            // Never invite a second payment while the first is confirming (invariant 6).
+            match payments.payment_by_contract(&offer.hash.0).await {
+                Ok(Some(p)) if matches!(p.state, PaymentState::Seen | PaymentState::Confirming) => {
+                    return Some(challenge::confirming(cfg, offer, &p, json));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "store unavailable");
+                    return Some(unavailable());
+                }
+            }
+        }
+        let offer = revisit
+            .unwrap_or_else(|| Offer::mint(cfg, &app.keys, route, &target.path, app.nonce(), now));
+        Some(challenge::payment_required(cfg, &offer, json))
+    }
+
+    /// True when the request carries a receipt that unlocks `path`: MAC (constant
+    /// time), expiry, scope, then the contract-hash store (cache first). `Err` is a
+    /// reply for when the store cannot answer: fail closed.
+    async fn receipt_unlocks(
+        &self,
+        payments: &PaymentService,
+        req: &pingora::http::RequestHeader,
+        path: &str,
+        now: u64,
+    ) -> std::result::Result<bool, Reply> {
+        let auth = req.headers.get("authorization").map(|v| v.as_bytes());
+        let cookies = req.headers.get_all("cookie").iter().map(|v| v.as_bytes());
+        for candidate in receipt::candidates(auth, cookies) {
+            let Ok(claims) = receipt::verify(&self.app.keys, candidate, now) else {
+                continue;
+            };
+            if !receipt::scope_covers(&claims.scope, path) {
+                continue;
+            }
+            let mut hash = [0u8; 32];
+            if hex::decode_to_slice(&claims.h, &mut hash).is_err() {
+                continue;
+            }
+            match payments.paid_fact(&hash).await {
+                Ok(Some(fact)) if fact.scope == claims.scope && fact.pid == claims.pid => {
+                    return Ok(true)
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "store unavailable: refusing priced request");
+                    return Err(unavailable());
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Reads the (bounded) body when the endpoint needs it and answers.
+    async fn endpoint(&self, session: &mut Session, sub: &str, query: Option<&str>) -> Reply {
+        let method = session.req_header().method.clone();
+        let mut body = Vec::new();
+        if endpoints::reads_body(&method, sub) {
+            loop {
+                match session.read_request_body().await {
+                    Ok(Some(chunk)) => {
+                        if body.len() + chunk.len() > endpoints::MAX_BODY {
+                            session.set_keepalive(None);
+                            return Reply::error(413, "body_too_large", "request body too large");
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        return Reply::error(400, "bad_body", "could not read the request body")
+                    }
+                }
+            }
+        }
+        let req = session.req_header();
+        let content_type = req
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let wants_json = prefers_json(req.headers.get("accept").map(|v| v.as_bytes()));
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        endpoints::handle(
+            &self.app,
+            &EndpointRequest {
+                method: &method,
+                sub_path: sub,
+                query,
+                body: &body,
+                content_type: &content_type,
+                wants_json,
+                client_ip,
+            },
+        )
+        .await
+    }
+}
+
+fn unavailable() -> Reply {
+    Reply::error(
+        503,
+        "store_unavailable",
+        "cannot verify payments right now; try again shortly",
+    )
+    .with_header("Retry-After", "5".into())
+}
+
+/// Removes `Authorization: Tollgate …` and the `tollgate_receipt` cookie.
+fn strip_credentials(req: &mut pingora::http::RequestHeader) -> Result<()> {
+    let is_ours = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("tollgate "));
+    if is_ours {
+        req.remove_header("authorization");
+    }
+    let cookies: Vec<String> = req
+        .headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    if !cookies.is_empty() {
+        req.remove_header("cookie");
+        let kept: Vec<String> = cookies
+            .iter()
+            .filter_map(|c| receipt::strip_cookie(c))
+            .collect();
+        if !kept.is_empty() {
+            req.insert_header("cookie", kept.join("; "))?;
         }
     }
+    Ok(())
 }
 
 /// The request-target to send upstream, or `None` when the received one is already

@@ -193,8 +193,13 @@ pub trait Store: Send + Sync + 'static {
     /// Reorg: forgets every transfer and remembered block above `ancestor`, sets the
     /// checkpoint to `ancestor` and re-evaluates at `head`/`now`. Paid payments whose
     /// transfers were dropped move back.
-    async fn revert_to(&self, chain_id: u64, ancestor: u64, head: u64, now: u64)
-        -> StoreResult<Vec<StateChange>>;
+    async fn revert_to(
+        &self,
+        chain_id: u64,
+        ancestor: u64,
+        head: u64,
+        now: u64,
+    ) -> StoreResult<Vec<StateChange>>;
 
     /// The checkpoint (last scanned block), if any.
     async fn checkpoint(&self, chain_id: u64) -> StoreResult<Option<BlockRef>>;

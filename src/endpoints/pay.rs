@@ -1,0 +1,337 @@
+//! `POST /pay`, `GET /{id}/status.json`, `GET /{id}/status` and `POST /{id}/receipt`.
+//!
+//! Claims go through the payment service; status and receipts read the store.
+//! Store failures answer 503 (fail closed); a client's mistake answers 4xx JSON.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{percent_decode, EndpointRequest};
+use crate::app::App;
+use crate::payments::service::{eip681, ClaimError, PaymentService};
+use crate::payments::state::PaymentState;
+use crate::reply::{html_escape, Reply};
+use crate::store::Payment;
+
+fn payments_off() -> Reply {
+    Reply::error(
+        503,
+        "payments_disabled",
+        "this tollgate has no [chain] rpc_urls/xpub configured",
+    )
+}
+
+fn store_down(e: impl std::fmt::Display) -> Reply {
+    tracing::error!(error = %e, "store unavailable");
+    Reply::error(
+        503,
+        "store_unavailable",
+        "payment store unavailable; try again shortly",
+    )
+    .with_header("Retry-After", "5".into())
+}
+
+/// A form or JSON field from the request body.
+fn field(req: &EndpointRequest<'_>, name: &str) -> Result<String, Reply> {
+    if req
+        .content_type
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        let body = std::str::from_utf8(req.body)
+            .map_err(|_| Reply::error(400, "bad_body", "form body is not UTF-8"))?;
+        for pair in body.split('&') {
+            if let Some(v) = pair.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+                return String::from_utf8(percent_decode(v))
+                    .map_err(|_| Reply::error(400, "bad_body", "field is not UTF-8"));
+            }
+        }
+        return Err(Reply::error(
+            400,
+            "missing_field",
+            &format!("form field {name:?} is required"),
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(req.body).map_err(|e| {
+        Reply::error(
+            400,
+            "bad_json",
+            &format!("body must be JSON like {{\"{name}\": \"…\"}}: {e}"),
+        )
+    })?;
+    v.get(name)
+        .and_then(|s| s.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Reply::error(
+                400,
+                "missing_field",
+                &format!("JSON field {name:?} (a string) is required"),
+            )
+        })
+}
+
+fn is_form(req: &EndpointRequest<'_>) -> bool {
+    req.content_type
+        .starts_with("application/x-www-form-urlencoded")
+        && !req.wants_json
+}
+
+/// `POST /pay {"contract": token}`.
+pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
+    let Some(svc) = &app.payments else {
+        return payments_off();
+    };
+    let token = match field(req, "contract") {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let now = app.clock.now_secs();
+    let claimed = match svc
+        .claim(&app.cfg, &app.keys, &token, req.client_ip, now)
+        .await
+    {
+        Ok(c) => c,
+        Err(ClaimError::BadToken(e)) => {
+            return Reply::error(400, "bad_contract_token", &e.to_string())
+        }
+        Err(ClaimError::Expired) => {
+            return Reply::error(410, "contract_expired", &ClaimError::Expired.to_string())
+        }
+        Err(e @ ClaimError::WrongChain) => return Reply::error(409, "wrong_chain", &e.to_string()),
+        Err(e @ ClaimError::RateLimited) => {
+            return Reply::error(429, "rate_limited", &e.to_string())
+                .with_header("Retry-After", "60".into())
+        }
+        Err(ClaimError::Store(e)) => return store_down(e),
+    };
+    let p = &claimed.payment;
+    let cfg = &app.cfg;
+    let base = format!("{}{}", cfg.server.public_url, cfg.server.pay_prefix);
+    let uri = eip681(&cfg.chain.token, cfg.chain.chain_id, &p.address, p.amount.0);
+    if is_form(req) {
+        return instructions_page(app, p, &claimed.claim_token, &uri, &base);
+    }
+    Reply::json(
+        if claimed.created { 201 } else { 200 },
+        &json!({
+            "payment_id": p.id,
+            "claim_token": claimed.claim_token,
+            "address": p.address,
+            "amount": p.amount.to_decimal(cfg.chain.decimals),
+            "amount_base_units": p.amount.0.to_string(),
+            "token": cfg.chain.token,
+            "chain_id": cfg.chain.chain_id,
+            "eip681": uri,
+            "status_url": format!("{base}/{}/status.json", p.id),
+            "receipt_url": format!("{base}/{}/receipt", p.id),
+            "expires_at": p.expires_at,
+        }),
+    )
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    address: &'a str,
+    amount: String,
+    seen_at: Option<u64>,
+    paid_at: Option<u64>,
+    tx_hash: Option<&'a str>,
+    confirmations: u64,
+    required_confirmations: u64,
+    state: &'static str,
+    received: String,
+    expires_at: u64,
+}
+
+fn status_of<'a>(app: &App, p: &'a Payment) -> Status<'a> {
+    let d = app.cfg.chain.decimals;
+    Status {
+        address: &p.address,
+        amount: p.amount.to_decimal(d),
+        seen_at: p.seen_at,
+        paid_at: p.paid_at,
+        tx_hash: p.tx_hash.as_deref(),
+        confirmations: p.confirmations,
+        required_confirmations: p.required_confirmations,
+        state: p.state.as_str(),
+        received: p.received.to_decimal(d),
+        expires_at: p.expires_at,
+    }
+}
+
+async fn load(app: &App, pid: &str) -> Result<Payment, Reply> {
+    let Some(svc) = &app.payments else {
+        return Err(payments_off());
+    };
+    match svc.store.payment(pid).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(Reply::error(
+            404,
+            "unknown_payment",
+            "no payment with this id",
+        )),
+        Err(e) => Err(store_down(e)),
+    }
+}
+
+/// `GET /{id}/status.json`: public, CORS-readable.
+pub async fn status(app: &App, pid: &str) -> Reply {
+    match load(app, pid).await {
+        Ok(p) => Reply::json(200, &status_of(app, &p))
+            .with_header("Access-Control-Allow-Origin", "*".into()),
+        Err(r) => r.with_header("Access-Control-Allow-Origin", "*".into()),
+    }
+}
+
+/// CORS preflight for status.json.
+pub fn cors_preflight() -> Reply {
+    Reply {
+        status: 204,
+        headers: vec![
+            ("Access-Control-Allow-Origin", "*".into()),
+            ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS".into()),
+            ("Access-Control-Max-Age", "86400".into()),
+        ],
+        content_type: "text/plain",
+        body: bytes::Bytes::new(),
+    }
+}
+
+fn retry_after(state: PaymentState) -> Option<&'static str> {
+    matches!(
+        state,
+        PaymentState::New | PaymentState::Seen | PaymentState::Confirming
+    )
+    .then_some("5")
+}
+
+/// `POST /{id}/receipt {"claim_token": …}`: the receipt once paid, 409 before.
+pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
+    let Some(svc) = &app.payments else {
+        return payments_off();
+    };
+    let token = match field(req, "claim_token") {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if !PaymentService::claim_token_ok(&app.keys, pid, &token) {
+        return Reply::error(
+            403,
+            "bad_claim_token",
+            "the claim token does not match this payment",
+        );
+    }
+    let p = match load(app, pid).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match svc.receipt_for(&app.keys, &p) {
+        Ok((receipt, claims)) => {
+            let secure = if app.cfg.server.public_https {
+                "; Secure"
+            } else {
+                ""
+            };
+            let max_age = claims.exp.saturating_sub(app.clock.now_secs());
+            let cookie = format!("tollgate_receipt={receipt}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+            if is_form(req) {
+                // Browsers without JavaScript: back to the resource, now unlocked.
+                let to = p
+                    .contract_token
+                    .as_ref()
+                    .and_then(|t| crate::contract::Offer::from_token(&app.keys, t).ok())
+                    .map(|o| o.terms.fulfillment_url)
+                    .unwrap_or_else(|| app.cfg.server.public_url.clone());
+                return Reply::html(303, format!("<a href=\"{0}\">{0}</a>", html_escape(&to)))
+                    .with_header("Location", to)
+                    .with_header("Set-Cookie", cookie);
+            }
+            Reply::json(
+                200,
+                &json!({
+                    "receipt": receipt,
+                    "payment_id": p.id,
+                    "contract_hash": claims.h,
+                    "scope": claims.scope,
+                    "expires_at": claims.exp,
+                    "state": p.state.as_str(),
+                }),
+            )
+            .with_header("Set-Cookie", cookie)
+        }
+        Err(state) => {
+            let msg = match state {
+                PaymentState::Seen | PaymentState::Confirming => {
+                    "payment seen on chain; waiting for confirmations"
+                }
+                PaymentState::New => "no payment seen yet",
+                PaymentState::Expired => "the payment expired unpaid",
+                PaymentState::Underpaid => "the payment expired with less than the amount received",
+                _ => "no receipt for this payment",
+            };
+            let reply = Reply::json(
+                409,
+                &json!({"code": "not_paid", "message": msg, "state": state.as_str(), "status": status_of(app, &p)}),
+            );
+            match retry_after(state) {
+                Some(s) => reply.with_header("Retry-After", s.into()),
+                None => reply,
+            }
+        }
+    }
+}
+
+/// `GET /{id}/status`: a self-refreshing HTML status page (works without JavaScript).
+pub async fn status_page(app: &App, pid: &str) -> Reply {
+    let p = match load(app, pid).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let s = status_of(app, &p);
+    let refresh = if retry_after(p.state).is_some() {
+        "<meta http-equiv=\"refresh\" content=\"3\">"
+    } else {
+        ""
+    };
+    Reply::html(
+        200,
+        format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}<title>Payment {id}</title></head>\
+             <body><h1>Payment {id}</h1><p>State: <strong id=\"state\">{state}</strong></p>\
+             <p>Received {received} of {amount} 0xBTC at <code>{addr}</code>; confirmations {c}/{rc}.</p></body></html>",
+            id = html_escape(&p.id),
+            state = s.state,
+            received = html_escape(&s.received),
+            amount = html_escape(&s.amount),
+            addr = html_escape(&p.address),
+            c = s.confirmations,
+            rc = s.required_confirmations,
+        ),
+    )
+}
+
+/// The HTML answer to a form `POST /pay`: manual payment instructions.
+fn instructions_page(app: &App, p: &Payment, claim_token: &str, uri: &str, base: &str) -> Reply {
+    let amount = p.amount.to_decimal(app.cfg.chain.decimals);
+    Reply::html(
+        200,
+        format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Pay {amount} 0xBTC</title></head><body>\
+             <h1>Send {amount} 0xBTC</h1>\
+             <p>To <code id=\"address\">{addr}</code> (token <code>{token}</code>, chain {chain}).</p>\
+             <p><a href=\"{uri}\">Open in wallet</a> · <a href=\"{base}/{id}/status\">Payment status</a></p>\
+             <form method=\"post\" action=\"{base}/{id}/receipt\">\
+             <input type=\"hidden\" name=\"claim_token\" value=\"{ct}\">\
+             <button type=\"submit\">I have paid: unlock</button></form>\
+             <p>Keep this page: the button works again later (another device, after your cookie is gone).</p>\
+             </body></html>",
+            addr = html_escape(&p.address),
+            token = html_escape(&app.cfg.chain.token),
+            chain = app.cfg.chain.chain_id,
+            uri = html_escape(uri),
+            base = html_escape(base),
+            id = html_escape(&p.id),
+            ct = html_escape(claim_token),
+        ),
+    )
+}

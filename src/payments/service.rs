@@ -1,0 +1,282 @@
+//! The payment service: claims contracts, reports status, issues receipts, and
+//! answers "is this receipt's contract paid?" from the moka cache in front of the
+//! durable store.
+//!
+//! The cache holds confirmed facts only (paid contract hashes with their scope and
+//! expiry), keyed by the full contract hash; everything else is read from the store.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use moka::sync::Cache;
+
+use crate::config::{Config, Rate};
+use crate::contract::Offer;
+use crate::keys::{mac, verify_mac, Keys};
+use crate::payments::state::PaymentState;
+use crate::receipt::{self, ReceiptClaims};
+use crate::store::{NewPayment, Payment, StateChange, Store, StoreError};
+
+/// A confirmed fact: this contract hash is paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidFact {
+    /// What it unlocks.
+    pub scope: String,
+    /// Payment id.
+    pub pid: String,
+    /// UNIX seconds when it became paid.
+    pub paid_at: u64,
+    /// Receipt lifetime.
+    pub access_ttl_secs: u64,
+}
+
+/// Why a claim failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// The token does not verify.
+    #[error("{0}")]
+    BadToken(#[from] crate::contract::TokenError),
+    /// Past `pay_deadline`.
+    #[error("this contract expired; fetch a fresh offer")]
+    Expired,
+    /// The contract is for another chain or token than this tollgate watches.
+    #[error("this contract is for another chain or token than this tollgate watches")]
+    WrongChain,
+    /// Too many new payments from this client.
+    #[error("too many new payments from this address; try again later")]
+    RateLimited,
+    /// Store or derivation failure: fail closed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// A claimed payment as returned by `POST /pay`.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The payment.
+    pub payment: Payment,
+    /// The bearer secret that fetches its receipt.
+    pub claim_token: String,
+    /// Whether this call created it.
+    pub created: bool,
+}
+
+/// Derives the receiving address (EIP-55) of child `index` of the account xpub.
+pub type Derive = Arc<dyn Fn(u32) -> Result<String, String> + Send + Sync>;
+
+/// The payment engine shared by the proxy, the endpoints and the watcher.
+pub struct PaymentService {
+    /// The durable store.
+    pub store: Arc<dyn Store>,
+    derive: Derive,
+    cache: Cache<[u8; 32], PaidFact>,
+    watched: RwLock<HashSet<String>>,
+    claims_by_ip: Cache<IpAddr, Arc<AtomicU32>>,
+    claim_rate: Rate,
+}
+
+impl PaymentService {
+    /// Builds the service; loads the watched addresses from the store.
+    pub async fn new(
+        cfg: &Config,
+        store: Arc<dyn Store>,
+        derive: Derive,
+    ) -> Result<PaymentService, StoreError> {
+        let watched = store
+            .watched_addresses()
+            .await?
+            .into_iter()
+            .map(|(a, _)| a.to_ascii_lowercase())
+            .collect();
+        let rate = cfg.payments.claim_rate;
+        Ok(PaymentService {
+            store,
+            derive,
+            cache: Cache::builder()
+                .max_capacity(cfg.store.cache_capacity)
+                .build(),
+            watched: RwLock::new(watched),
+            claims_by_ip: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(rate.per_secs))
+                .build(),
+            claim_rate: rate,
+        })
+    }
+
+    /// The payment id for a contract hash (deterministic, so claims are idempotent).
+    pub fn payment_id(keys: &Keys, hash: &[u8; 32]) -> String {
+        hex::encode(&mac(&keys.claim, &[b"pid", hash])[..8])
+    }
+
+    /// The claim token for a payment id.
+    pub fn claim_token(keys: &Keys, pid: &str) -> String {
+        B64.encode(mac(&keys.claim, &[b"claim", pid.as_bytes()]))
+    }
+
+    /// Checks a claim token in constant time.
+    pub fn claim_token_ok(keys: &Keys, pid: &str, token: &str) -> bool {
+        B64.decode(token.trim())
+            .is_ok_and(|t| verify_mac(&keys.claim, &[b"claim", pid.as_bytes()], &t))
+    }
+
+    /// True when `address` (any case) is one of ours.
+    pub fn is_watched(&self, address: &str) -> bool {
+        self.watched
+            .read()
+            .map(|w| w.contains(&address.to_ascii_lowercase()))
+            .unwrap_or(false)
+    }
+
+    /// Claims the contract in `token` for a client at `ip` (SPEC `POST /pay`).
+    pub async fn claim(
+        &self,
+        cfg: &Config,
+        keys: &Keys,
+        token: &str,
+        ip: Option<IpAddr>,
+        now: u64,
+    ) -> Result<Claimed, ClaimError> {
+        let offer = Offer::from_token(keys, token)?;
+        if offer.params.chain_id != cfg.chain.chain_id || offer.params.token != cfg.chain.token {
+            return Err(ClaimError::WrongChain);
+        }
+        let hash = offer.hash.0;
+        let pid = Self::payment_id(keys, &hash);
+        // An existing claim is returned even after the deadline (idempotent).
+        if let Some(p) = self.store.payment_by_contract(&hash).await? {
+            return Ok(Claimed {
+                claim_token: Self::claim_token(keys, &p.id),
+                payment: p,
+                created: false,
+            });
+        }
+        if offer.expired(now) {
+            return Err(ClaimError::Expired);
+        }
+        if let Some(ip) = ip {
+            let n = self
+                .claims_by_ip
+                .get_with(ip, || Arc::new(AtomicU32::new(0)))
+                .fetch_add(1, Ordering::Relaxed);
+            if n >= self.claim_rate.count {
+                return Err(ClaimError::RateLimited);
+            }
+        }
+        let new = NewPayment {
+            id: pid.clone(),
+            contract_hash: Some(hash),
+            contract_token: Some(offer.token.clone()),
+            scope: Some(offer.params.scope.clone()),
+            amount: offer.params.price,
+            required_confirmations: offer.params.confirmations,
+            access_ttl_secs: offer.params.access_ttl,
+            created_at: now,
+            expires_at: offer.params.pay_deadline,
+            data: None,
+            postback_url: None,
+        };
+        let derive = |i: u32| (self.derive)(i);
+        let (payment, created) = self.store.claim(new, &derive).await?;
+        if let Ok(mut w) = self.watched.write() {
+            w.insert(payment.address.to_ascii_lowercase());
+        }
+        Ok(Claimed {
+            claim_token: Self::claim_token(keys, &payment.id),
+            payment,
+            created,
+        })
+    }
+
+    /// Is the contract `hash` paid? Cache first, then the store (a paid answer is
+    /// cached). `Err` means the store is unreachable: the caller fails closed.
+    pub async fn paid_fact(&self, hash: &[u8; 32]) -> Result<Option<PaidFact>, StoreError> {
+        if let Some(f) = self.cache.get(hash) {
+            return Ok(Some(f));
+        }
+        let Some(p) = self.store.payment_by_contract(hash).await? else {
+            return Ok(None);
+        };
+        Ok(self.remember(&p))
+    }
+
+    /// The payment for a contract hash (uncached: for "still confirming" answers).
+    pub async fn payment_by_contract(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<Payment>, StoreError> {
+        self.store.payment_by_contract(hash).await
+    }
+
+    fn remember(&self, p: &Payment) -> Option<PaidFact> {
+        let (Some(hash), Some(scope), Some(paid_at)) =
+            (p.contract_hash, p.scope.clone(), p.paid_at)
+        else {
+            return None;
+        };
+        if !p.state.unlocks() {
+            return None;
+        }
+        let fact = PaidFact {
+            scope,
+            pid: p.id.clone(),
+            paid_at,
+            access_ttl_secs: p.access_ttl_secs,
+        };
+        self.cache.insert(hash, fact.clone());
+        Some(fact)
+    }
+
+    /// Applies state changes from the watcher to the cache: paid facts are added,
+    /// facts whose payment moved back (reorg) are dropped.
+    pub fn on_changes(&self, changes: &[StateChange]) {
+        for c in changes {
+            let p = &c.payment;
+            if p.state.unlocks() {
+                self.remember(p);
+            } else if let Some(h) = p.contract_hash {
+                self.cache.invalidate(&h);
+            }
+            tracing::info!(payment = %p.id, from = c.from.as_str(), to = p.state.as_str(), received = %p.received.0, "payment state");
+        }
+    }
+
+    /// The receipt for a paid payment, or its state when it is not paid.
+    pub fn receipt_for(
+        &self,
+        keys: &Keys,
+        p: &Payment,
+    ) -> Result<(String, ReceiptClaims), PaymentState> {
+        let (Some(hash), Some(scope), Some(paid_at)) =
+            (p.contract_hash, p.scope.clone(), p.paid_at)
+        else {
+            return Err(p.state);
+        };
+        if !p.state.unlocks() {
+            return Err(p.state);
+        }
+        let claims = ReceiptClaims {
+            h: hex::encode(hash),
+            scope,
+            exp: paid_at.saturating_add(p.access_ttl_secs),
+            pid: p.id.clone(),
+        };
+        Ok((receipt::mint(keys, &claims), claims))
+    }
+
+    /// Number of cached paid facts (for metrics and benchmarks).
+    pub fn cached(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}
+
+/// The EIP-681 URI for an ERC-20 transfer of `amount` base units to `to`.
+pub fn eip681(token: &str, chain_id: u64, to: &str, amount: u128) -> String {
+    format!("ethereum:{token}@{chain_id}/transfer?address={to}&uint256={amount}")
+}

@@ -1,0 +1,199 @@
+//! `tg1` receipts: mint and verify (SPEC section 6).
+//!
+//! A receipt is `tg1.<base64url(payload)>.<base64url(mac)>` with payload
+//! `{h, scope, exp, pid}`, MAC'd with the receipt key (HMAC-SHA256, checked in
+//! constant time). Verifying here checks only the MAC and the expiry; the caller
+//! then checks the scope against the canonical path and the contract-hash store.
+//! It never reads the store and never logs a receipt.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{mac, verify_mac, Keys};
+use crate::routes::Pattern;
+
+/// The signed content of a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptClaims {
+    /// The contract hash, lowercase hex.
+    pub h: String,
+    /// What it unlocks: a canonical path, or a route pattern.
+    pub scope: String,
+    /// UNIX seconds after which it is no longer accepted.
+    pub exp: u64,
+    /// The payment id.
+    pub pid: String,
+}
+
+/// Why a receipt was not accepted (the request gets the 402 again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    /// Not `tg1.<payload>.<mac>`.
+    #[error("malformed receipt")]
+    Malformed,
+    /// MAC mismatch: forged or minted under another key.
+    #[error("receipt does not verify")]
+    BadMac,
+    /// Past its expiry.
+    #[error("receipt expired")]
+    Expired,
+}
+
+/// Longest receipt accepted; longer input is refused before any work.
+pub const MAX_RECEIPT_LEN: usize = 2048;
+
+/// Mints a receipt for `claims`.
+pub fn mint(keys: &Keys, claims: &ReceiptClaims) -> String {
+    // Serialising strings and integers cannot fail.
+    let payload = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let tag = mac(&keys.receipt, &[b"tg1.", payload.as_bytes()]);
+    format!("tg1.{payload}.{}", B64.encode(tag))
+}
+
+/// Verifies the MAC (constant time) and the expiry at `now`.
+pub fn verify(keys: &Keys, receipt: &str, now: u64) -> Result<ReceiptClaims, ReceiptError> {
+    if receipt.len() > MAX_RECEIPT_LEN {
+        return Err(ReceiptError::Malformed);
+    }
+    let rest = receipt
+        .strip_prefix("tg1.")
+        .ok_or(ReceiptError::Malformed)?;
+    let (payload, tag) = rest.split_once('.').ok_or(ReceiptError::Malformed)?;
+    let tag = B64.decode(tag).map_err(|_| ReceiptError::Malformed)?;
+    if !verify_mac(&keys.receipt, &[b"tg1.", payload.as_bytes()], &tag) {
+        return Err(ReceiptError::BadMac);
+    }
+    let json = B64.decode(payload).map_err(|_| ReceiptError::Malformed)?;
+    let claims: ReceiptClaims =
+        serde_json::from_slice(&json).map_err(|_| ReceiptError::Malformed)?;
+    if now > claims.exp {
+        return Err(ReceiptError::Expired);
+    }
+    Ok(claims)
+}
+
+/// True when a receipt `scope` covers the canonical `path`: the scope is either
+/// that exact path or a route pattern that matches it.
+pub fn scope_covers(scope: &str, path: &str) -> bool {
+    if scope == path {
+        return true;
+    }
+    if scope.contains('*') || scope.contains('{') {
+        return Pattern::parse(scope).is_ok_and(|p| p.matches(path));
+    }
+    false
+}
+
+/// The receipts a request carries: `Authorization: Tollgate <r>` first, then every
+/// `tollgate_receipt` cookie value (a cookie may hold several, joined by `~`).
+pub fn candidates<'a>(
+    authorization: Option<&'a [u8]>,
+    cookies: impl Iterator<Item = &'a [u8]>,
+) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    if let Some(v) = authorization.and_then(|a| std::str::from_utf8(a).ok()) {
+        if let Some((scheme, r)) = v.trim().split_once(' ') {
+            if scheme.eq_ignore_ascii_case("tollgate") {
+                out.push(r.trim());
+            }
+        }
+    }
+    for header in cookies {
+        let Ok(header) = std::str::from_utf8(header) else {
+            continue;
+        };
+        for pair in header.split(';') {
+            if let Some(v) = pair.trim().strip_prefix("tollgate_receipt=") {
+                out.extend(v.trim_matches('"').split('~').filter(|r| !r.is_empty()));
+            }
+        }
+    }
+    out.truncate(16);
+    out
+}
+
+/// The `Cookie` header without any `tollgate_receipt` pair; `None` when nothing is left.
+pub fn strip_cookie(header: &str) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with("tollgate_receipt="))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretKey;
+
+    fn keys(b: u8) -> Keys {
+        Keys::derive(&SecretKey(vec![b; 32]))
+    }
+
+    fn claims() -> ReceiptClaims {
+        ReceiptClaims {
+            h: "ab".repeat(32),
+            scope: "/movies/x".into(),
+            exp: 1000,
+            pid: "0123456789abcdef".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let k = keys(1);
+        let r = mint(&k, &claims());
+        assert!(r.starts_with("tg1."));
+        assert_eq!(verify(&k, &r, 1000), Ok(claims()));
+        assert_eq!(verify(&k, &r, 1001), Err(ReceiptError::Expired));
+    }
+
+    #[test]
+    fn forged_and_foreign_receipts_fail() {
+        let k = keys(1);
+        let r = mint(&k, &claims());
+        assert_eq!(verify(&keys(2), &r, 0), Err(ReceiptError::BadMac));
+        let mut other = claims();
+        other.scope = "/*".into();
+        let forged_payload = B64.encode(serde_json::to_vec(&other).unwrap());
+        let tag = r.rsplit('.').next().unwrap();
+        assert_eq!(
+            verify(&k, &format!("tg1.{forged_payload}.{tag}"), 0),
+            Err(ReceiptError::BadMac)
+        );
+        assert_eq!(verify(&k, "tg1.x", 0), Err(ReceiptError::Malformed));
+        assert!(verify(&k, &r[..r.len() - 2], 0).is_err());
+        // A contract token is not a receipt (different key and prefix).
+        assert_eq!(
+            verify(&k, &r.replacen("tg1.", "tg2.", 1), 0),
+            Err(ReceiptError::Malformed)
+        );
+    }
+
+    #[test]
+    fn scopes() {
+        assert!(scope_covers("/movies/x", "/movies/x"));
+        assert!(!scope_covers("/movies/x", "/movies/y"));
+        assert!(!scope_covers("/movies/x", "/movies/x/"));
+        assert!(scope_covers("/movies/*", "/movies/y/z"));
+        assert!(scope_covers("/articles/{slug}", "/articles/a"));
+        assert!(!scope_covers("/articles/{slug}", "/other/a"));
+    }
+
+    #[test]
+    fn candidates_and_cookie_stripping() {
+        let c = candidates(
+            Some(b"Tollgate tg1.a.b"),
+            [&b"x=1; tollgate_receipt=tg1.c.d~tg1.e.f"[..]].into_iter(),
+        );
+        assert_eq!(c, vec!["tg1.a.b", "tg1.c.d", "tg1.e.f"]);
+        assert!(candidates(Some(b"Bearer xyz"), std::iter::empty()).is_empty());
+        assert_eq!(
+            strip_cookie("a=1; tollgate_receipt=tg1.x; b=2").as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(strip_cookie("tollgate_receipt=tg1.x"), None);
+    }
+}
