@@ -138,12 +138,10 @@ fn render_page(offer: &Offer, urls: &ChallengeUrls, hash: &str, kind: PageKind) 
         PageKind::Offer => ("Offer", "Offer"),
     };
     let instructions = format!(
-        "<p>Pay <strong>{amount} 0xBTC</strong> (ERC-20 token <span class=\"mono\">{token}</span> on chain {chain}). \
-         A wallet claims this contract by sending <code>POST {pay}</code> with \
-         <code>{{\"contract\": \"&lt;token from the contract URL&gt;\"}}</code> and receives a fresh receiving \
-         address, the exact amount and an EIP-681 payment link.</p>\
-         <p class=\"muted\">Manual on-chain instructions (address, amount, QR code) are shown here once this \
-         tollgate has payments enabled.</p>",
+        "<p>Pay <strong>{amount} 0xBTC</strong> (ERC-20 token <span class=\"mono\">{token}</span> on chain {chain}) \
+         to a receiving address made for this purchase. The button below gets it, with the exact amount and \
+         an EIP-681 QR code; after enough confirmations this page unlocks. Wallets can do the same with \
+         <code>POST {pay}</code> <code>{{\"contract\": \"&lt;token&gt;\"}}</code>.</p>",
         amount = html_escape(&t.amount),
         token = html_escape(&t.token),
         chain = t.chain_id,
@@ -173,8 +171,32 @@ fn render_page(offer: &Offer, urls: &ChallengeUrls, hash: &str, kind: PageKind) 
             ("deadline", &t.pay_deadline.to_string()),
             ("instructions", &instructions),
             ("links", &links),
+            ("pay_url", &html_escape(&urls.pay_url)),
+            ("contract_token", &html_escape(&offer.token)),
+            ("fulfillment_path", &js_string(&fulfillment_path(t))),
         ],
     )
+}
+
+/// The fulfillment URL relative to the site (path and query), for same-origin navigation.
+fn fulfillment_path(t: &Terms) -> String {
+    t.fulfillment_url
+        .strip_prefix(&t.merchant)
+        .unwrap_or(&t.resource)
+        .to_string()
+}
+
+/// Escapes text for a single-quoted JavaScript string inside an HTML script.
+fn js_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '\'' | '"' | '<' | '>' | '&' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Single-pass `{{name}}` substitution: values are inserted verbatim (callers

@@ -227,7 +227,11 @@ async fn priced_path_gets_402_without_touching_origin() {
     assert!(page.contains("Movie /movies/x"));
     assert!(page.contains("0.5 0xBTC"));
     assert!(page.contains("/_tollgate/offer?resource=/movies/x"));
-    assert!(!page.contains("<script"));
+    // Without JavaScript the form posts the contract to the pay URL.
+    assert!(page.contains(
+        "<form id=\"pay-form\" method=\"post\" action=\"https://shop.test/_tollgate/pay\">"
+    ));
+    assert!(page.contains("name=\"contract\" value=\"ey"));
 
     // Each 402 carries a fresh nonce, so a fresh hash.
     let again = client.get(tg.url("/movies/x")).send().await.unwrap();

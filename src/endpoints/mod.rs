@@ -59,6 +59,10 @@ pub async fn handle(app: &App, req: &EndpointRequest<'_>) -> Reply {
             Method::GET | Method::HEAD => pay::status_page(app, pid).await,
             _ => method_not_allowed("GET, HEAD"),
         },
+        [pid, "qr.svg"] if is_pid(pid) => match *req.method {
+            Method::GET | Method::HEAD => pay::qr(app, pid).await,
+            _ => method_not_allowed("GET, HEAD"),
+        },
         [pid, "receipt"] if is_pid(pid) && req.method == Method::POST => {
             pay::receipt(app, pid, req).await
         }

@@ -335,3 +335,32 @@ fn instructions_page(app: &App, p: &Payment, claim_token: &str, uri: &str, base:
         ),
     )
 }
+
+/// `GET /{id}/qr.svg`: the EIP-681 payment URI as a QR code.
+pub async fn qr(app: &App, pid: &str) -> Reply {
+    let p = match load(app, pid).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let uri = eip681(
+        &app.cfg.chain.token,
+        app.cfg.chain.chain_id,
+        &p.address,
+        p.amount.0,
+    );
+    match qrcode::QrCode::new(uri.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(220, 220)
+                .build();
+            Reply {
+                status: 200,
+                headers: vec![("Cache-Control", "private, max-age=3600".into())],
+                content_type: "image/svg+xml",
+                body: bytes::Bytes::from(svg),
+            }
+        }
+        Err(_) => Reply::error(500, "qr_failed", "could not render the QR code"),
+    }
+}
