@@ -38,6 +38,15 @@ enum Command {
         #[arg(long, default_value = "config/tollgate.toml")]
         config: PathBuf,
     },
+    /// Print the receiving address at derivation index N of the configured xpub.
+    Address {
+        /// The config file.
+        #[arg(long, default_value = "config/tollgate.toml")]
+        config: PathBuf,
+        /// The child index (non-hardened, < 2^31).
+        #[arg(long)]
+        index: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +58,10 @@ fn main() -> ExitCode {
                 print_routes(&cfg);
                 ExitCode::SUCCESS
             }
+            Err(code) => code,
+        },
+        Command::Address { config, index } => match load(&config) {
+            Ok(cfg) => print_address(&cfg, index),
             Err(code) => code,
         },
         Command::Serve { config } => match load(&config) {
@@ -79,6 +92,26 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         eprintln!("  {p}");
     }
     Err(ExitCode::from(1))
+}
+
+fn print_address(cfg: &Config, index: u32) -> ExitCode {
+    let Some(xpub) = &cfg.chain.xpub else {
+        eprintln!(
+            "tollgate: {}: chain.xpub: not configured",
+            cfg.file.display()
+        );
+        return ExitCode::from(1);
+    };
+    match tollgate::chain::xpub::AccountXpub::parse(xpub).and_then(|x| x.address(index)) {
+        Ok(a) => {
+            println!("{a}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: {}: chain.xpub: {e}", cfg.file.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn print_routes(cfg: &Config) {

@@ -101,3 +101,47 @@ fn serve_with_bad_config_exits_before_listening() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot read"), "{err}");
 }
+
+/// The account xpub of m/44'/60'/0'/0 of the standard test mnemonic.
+const TEST_XPUB: &str = "xpub6DyUKdwoLWmUJ4Tn9Bbsdtx7B5Ws18mEN19e5HT52ikE53FiUheSQXrZUNPovqfyKmw4579A1Mm3GXXKM39N64uooBfJ4tNAzFsEbodRTx4";
+
+// Rules out: printing an address other than the one the merchant's wallet derives.
+#[test]
+fn address_prints_the_eip55_child_of_the_xpub() {
+    let dir = TempDir::new("cli");
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        format!("[server]\npublic_url = \"https://x.example\"\nupstream = \"127.0.0.1:1\"\n[secrets]\nreceipt_key_env = \"TOLLGATE_RECEIPT_KEY\"\n[chain]\nrpc_urls = [\"http://127.0.0.1:8545\"]\nxpub = \"{TEST_XPUB}\"\n"),
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    for (i, want) in [
+        (0, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
+        (1, "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"),
+        (2, "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"),
+    ] {
+        let (code, out, err) = run_cli(
+            &["address", "--config", p, "--index", &i.to_string()],
+            KEY_ENV,
+        );
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.trim(), want);
+    }
+    let (code, _, err) = run_cli(
+        &["address", "--config", p, "--index", "2147483648"],
+        KEY_ENV,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("hardened") || err.contains("2147483648"),
+        "{err}"
+    );
+    // A private key in the xpub slot is refused and never echoed.
+    let xprv = "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi";
+    std::fs::write(&path, format!("[server]\npublic_url = \"https://x.example\"\nupstream = \"127.0.0.1:1\"\n[secrets]\nreceipt_key_env = \"TOLLGATE_RECEIPT_KEY\"\n[chain]\nrpc_urls = [\"http://127.0.0.1:8545\"]\nxpub = \"{xprv}\"\n")).unwrap();
+    let (code, _, err) = run_cli(&["check", "--config", p], KEY_ENV);
+    assert_eq!(code, 1);
+    assert!(err.contains("never accepts private keys"), "{err}");
+    assert!(!err.contains(xprv));
+}

@@ -605,13 +605,23 @@ impl Validator {
             }
         };
         if let Some(x) = &c.xpub {
-            let plausible = (x.starts_with("xpub") || x.starts_with("tpub")) && x.len() > 100;
-            if !plausible {
-                self.problem(
+            match crate::chain::xpub::AccountXpub::parse(x) {
+                Ok(k) if k.depth() != 4 => self.problem(
                     "chain.xpub",
-                    "must be a BIP32 extended public key (xpub…/tpub…); private keys are never accepted",
-                );
+                    &format!(
+                        "this key is at depth {}; export the account key of m/44'/60'/0'/0 (depth 4) so the addresses match what your wallet shows",
+                        k.depth()
+                    ),
+                ),
+                Ok(_) => {}
+                Err(e) => self.problem("chain.xpub", &e.to_string()),
             }
+        }
+        if c.xpub.is_some() != !c.rpc_urls.is_empty() {
+            self.problem(
+                "chain",
+                "payments need both rpc_urls and xpub (or neither, for a 402-only tollgate)",
+            );
         }
         Chain {
             rpc_urls: c.rpc_urls,
