@@ -617,7 +617,7 @@ impl Validator {
                 Err(e) => self.problem("chain.xpub", &e.to_string()),
             }
         }
-        if c.xpub.is_some() != !c.rpc_urls.is_empty() {
+        if c.xpub.is_some() == c.rpc_urls.is_empty() {
             self.problem(
                 "chain",
                 "payments need both rpc_urls and xpub (or neither, for a 402-only tollgate)",
