@@ -15,9 +15,15 @@ use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
 use crate::app::App;
+use crate::chain::rpc::Rpc;
+use crate::chain::watcher::Watcher;
+use crate::chain::xpub::AccountXpub;
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
+use crate::payments::service::{Derive, PaymentService};
 use crate::proxy::Tollgate;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 
 /// Replaces a port-0 listen address by a concrete free port.
 pub fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
@@ -55,14 +61,60 @@ pub fn run(mut cfg: Config) -> ! {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let app = Arc::new(App::new(cfg, Arc::new(SystemClock), None));
+    let (payments, rpc) = match start_payments(&cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            std::process::exit(1);
+        }
+    };
+    let app = Arc::new(App::new(cfg, Arc::new(SystemClock), payments.clone()));
     let mut proxy =
         pingora::proxy::http_proxy_service(&server.configuration, Tollgate::new(app.clone()));
     proxy.add_tcp(&listen.to_string());
     server.add_service(proxy);
+    if let (Some(payments), Some(rpc)) = (payments, rpc) {
+        match Watcher::new(app.clone(), payments, rpc) {
+            Ok(w) => {
+                server.add_service(background_service("chain watcher", w));
+            }
+            Err(e) => {
+                eprintln!("tollgate: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     server.add_service(background_service("ready announcer", Announcer { app }));
     tracing::info!(%listen, "tollgate starting");
     server.run_forever()
+}
+
+/// Opens the store and builds the payment engine when `[chain]` has `rpc_urls`
+/// and an `xpub`; `(None, None)` runs tollgate without payments (402s only).
+pub fn start_payments(cfg: &Config) -> Result<(Option<Arc<PaymentService>>, Option<Rpc>), String> {
+    let (Some(xpub), false) = (&cfg.chain.xpub, cfg.chain.rpc_urls.is_empty()) else {
+        return Ok((None, None));
+    };
+    let xpub = AccountXpub::parse(xpub).map_err(|e| format!("chain.xpub: {e}"))?;
+    let rpc = Rpc::new(&cfg.chain.rpc_urls).map_err(|e| format!("chain.rpc_urls: {e}"))?;
+    let StoreBackend::Sqlite(path) = &cfg.store.backend else {
+        return Err("store.url: only sqlite:// is supported by this version".into());
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("store.url: cannot create {}: {e}", dir.display()))?;
+    }
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(path).map_err(|e| format!("store.url: {e}"))?);
+    let derive: Derive = Arc::new(move |i| xpub.address(i).map_err(|e| e.to_string()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let svc = rt
+        .block_on(PaymentService::new(cfg, store, derive))
+        .map_err(|e| format!("store: {e}"))?;
+    Ok((Some(Arc::new(svc)), Some(rpc)))
 }
 
 /// Prints `tollgate ready: public http://ADDR` once the public listener accepts.

@@ -83,7 +83,9 @@ impl Watcher {
                         ancestor,
                         "chain reorganisation: reverting"
                     );
-                    changes.extend(store.revert_to(chain.chain_id, ancestor, head, now).await?);
+                    let reverted = store.revert_to(chain.chain_id, ancestor, head, now).await?;
+                    self.payments.on_changes(&reverted);
+                    changes.extend(reverted);
                     ancestor + 1
                 }
             }
@@ -118,14 +120,17 @@ impl Watcher {
                 head,
                 now,
             };
-            changes.extend(store.apply_scan(batch).await?);
+            let applied = store.apply_scan(batch).await?;
+            self.payments.on_changes(&applied);
+            changes.extend(applied);
             scanned = true;
             from = to + 1;
         }
         if !scanned {
-            changes.extend(store.refresh(chain.chain_id, head, now).await?);
+            let refreshed = store.refresh(chain.chain_id, head, now).await?;
+            self.payments.on_changes(&refreshed);
+            changes.extend(refreshed);
         }
-        self.payments.on_changes(&changes);
         Ok(changes)
     }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -78,6 +78,9 @@ pub struct PaymentService {
     watched: RwLock<HashSet<String>>,
     claims_by_ip: Cache<IpAddr, Arc<AtomicU32>>,
     claim_rate: Rate,
+    /// Bumped before every cache invalidation, so a reader that raced a reorg
+    /// drops the stale fact it just cached.
+    revision: AtomicU64,
 }
 
 impl PaymentService {
@@ -106,6 +109,7 @@ impl PaymentService {
                 .time_to_live(Duration::from_secs(rate.per_secs))
                 .build(),
             claim_rate: rate,
+            revision: AtomicU64::new(0),
         })
     }
 
@@ -199,10 +203,20 @@ impl PaymentService {
         if let Some(f) = self.cache.get(hash) {
             return Ok(Some(f));
         }
+        let before = self.revision.load(Ordering::SeqCst);
         let Some(p) = self.store.payment_by_contract(hash).await? else {
             return Ok(None);
         };
-        Ok(self.remember(&p))
+        let fact = self.remember(&p);
+        if fact.is_some() && self.revision.load(Ordering::SeqCst) != before {
+            // A reorg may have reverted it after our read: answer from the store again.
+            self.cache.invalidate(hash);
+            let fresh = self.store.payment_by_contract(hash).await?;
+            return Ok(fresh
+                .filter(|p| p.state.unlocks())
+                .and_then(|p| fact.filter(|_| p.paid_at.is_some())));
+        }
+        Ok(fact)
     }
 
     /// The payment for a contract hash (uncached: for "still confirming" answers).
@@ -240,6 +254,7 @@ impl PaymentService {
             if p.state.unlocks() {
                 self.remember(p);
             } else if let Some(h) = p.contract_hash {
+                self.revision.fetch_add(1, Ordering::SeqCst);
                 self.cache.invalidate(&h);
             }
             tracing::info!(payment = %p.id, from = c.from.as_str(), to = p.state.as_str(), received = %p.received.0, "payment state");

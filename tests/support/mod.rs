@@ -5,6 +5,7 @@
 //! from sleeps. Processes a test starts are stopped by pid when the handle drops.
 #![allow(dead_code)]
 
+pub mod chain;
 pub mod origin;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -45,8 +46,10 @@ impl Drop for TempDir {
 pub struct Tollgate {
     pub child: Child,
     pub addr: SocketAddr,
-    pub dir: TempDir,
+    pub dir: Option<TempDir>,
     pub stderr_path: PathBuf,
+    /// Set after `kill9`: Drop has nothing left to stop.
+    killed: bool,
 }
 
 impl Tollgate {
@@ -58,13 +61,27 @@ impl Tollgate {
 
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Tollgate {
         let dir = TempDir::new("tg");
-        let cfg_path = dir.path().join("tollgate.toml");
+        let mut tg = Self::start_in(dir.path(), config, env);
+        tg.dir = Some(dir);
+        tg
+    }
+
+    /// Starts tollgate with its working directory (and so its SQLite store) in
+    /// `dir`, which outlives it: a later `start_in` on the same `dir` is a restart.
+    pub fn start_in(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tollgate {
+        let cfg_path = dir.join("tollgate.toml");
         std::fs::write(&cfg_path, config).unwrap();
-        let stderr_path = dir.path().join("stderr.log");
+        let stderr_path = dir.join(format!(
+            "stderr-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
         cmd.args(["serve", "--config"])
             .arg(&cfg_path)
-            .current_dir(dir.path())
+            .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .env("RUST_LOG", "warn");
@@ -94,9 +111,17 @@ impl Tollgate {
         Tollgate {
             child,
             addr,
-            dir,
+            dir: None,
             stderr_path,
+            killed: false,
         }
+    }
+
+    /// `kill -9`: no chance to flush or shut down.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.killed = true;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -120,6 +145,9 @@ impl Tollgate {
 
 impl Drop for Tollgate {
     fn drop(&mut self) {
+        if self.killed {
+            return;
+        }
         // SIGINT: pingora's fast shutdown.
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
