@@ -1,1 +1,964 @@
-//! SQLite store (placeholder; being written).
+//! The embedded default store: SQLite through rusqlite (bundled).
+//!
+//! One connection behind a mutex, used from `tokio::task::spawn_blocking`. The
+//! database runs in WAL mode with `synchronous=FULL`, so a commit (a payment that
+//! reached `paid`) survives a kill -9 or a power cut. The schema is versioned with
+//! `PRAGMA user_version`: [`MIGRATIONS`] are applied in order, each in its own
+//! transaction.
+//!
+//! Every method that writes runs in one `BEGIN IMMEDIATE` transaction. The money
+//! rules are constraints, not check-then-write: `UNIQUE(chain_id, tx_hash,
+//! log_index)` on transfers (with `ON CONFLICT DO NOTHING`: a transfer credits one
+//! payment, once, ever), `UNIQUE` contract hash, derivation index and address on
+//! payments. Amounts are decimal strings of base units; sums are `u128` in Rust.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::ToSql;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use crate::amount::Amount;
+use crate::payments::state::{evaluate, Credit, PaymentState, Terms};
+
+use super::{
+    BlockRef, NewPayment, Payment, PaymentId, ScanBatch, StateChange, Store, StoreError,
+    StoreResult, Transfer,
+};
+
+/// The schema migrations, in order. Migration `i` moves `PRAGMA user_version`
+/// from `i` to `i + 1`; applied migrations are never edited, only appended to.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('next_derivation_index', 0);
+
+    CREATE TABLE payments (
+        id                     TEXT PRIMARY KEY,
+        derivation_index       INTEGER NOT NULL UNIQUE
+                               CHECK (derivation_index BETWEEN 0 AND 4294967295),
+        address                TEXT NOT NULL UNIQUE,
+        address_lc             TEXT NOT NULL UNIQUE,
+        contract_hash          BLOB UNIQUE
+                               CHECK (contract_hash IS NULL OR length(contract_hash) = 32),
+        contract_token         TEXT,
+        scope                  TEXT,
+        amount                 TEXT NOT NULL,
+        received               TEXT NOT NULL DEFAULT '0',
+        state                  TEXT NOT NULL CHECK (state IN ('new', 'seen', 'confirming',
+                                   'paid', 'expired', 'paid_late', 'underpaid', 'refunded')),
+        seen_at                INTEGER,
+        paid_at                INTEGER,
+        tx_hash                TEXT,
+        confirmations          INTEGER NOT NULL DEFAULT 0,
+        required_confirmations INTEGER NOT NULL,
+        access_ttl_secs        INTEGER NOT NULL,
+        created_at             INTEGER NOT NULL,
+        expires_at             INTEGER NOT NULL,
+        data                   TEXT,
+        postback_url           TEXT
+    );
+    CREATE INDEX payments_by_state ON payments (state);
+
+    CREATE TABLE transfers (
+        chain_id     INTEGER NOT NULL,
+        tx_hash      TEXT NOT NULL,
+        log_index    INTEGER NOT NULL,
+        block_number INTEGER NOT NULL,
+        block_hash   TEXT NOT NULL,
+        payment_id   TEXT NOT NULL REFERENCES payments (id),
+        to_address   TEXT NOT NULL,
+        from_address TEXT NOT NULL,
+        value        TEXT NOT NULL,
+        seen_at      INTEGER NOT NULL,
+        UNIQUE (chain_id, tx_hash, log_index)
+    );
+    CREATE INDEX transfers_by_payment ON transfers (payment_id);
+    CREATE INDEX transfers_by_block ON transfers (chain_id, block_number);
+
+    CREATE TABLE blocks (
+        chain_id INTEGER NOT NULL,
+        number   INTEGER NOT NULL,
+        hash     TEXT NOT NULL,
+        PRIMARY KEY (chain_id, number)
+    );
+
+    CREATE TABLE checkpoints (
+        chain_id INTEGER PRIMARY KEY,
+        number   INTEGER NOT NULL,
+        hash     TEXT NOT NULL
+    );
+    ",
+];
+
+/// How many block hashes are remembered per chain (the reorg walk-back window).
+pub const KEEP_BLOCKS: i64 = 256;
+
+/// Payments that are otherwise final (`paid`, `paid_late`, `underpaid`, `expired`)
+/// are still re-evaluated while one of their transfers is within this many blocks
+/// of the head: a reorg can still take it away.
+pub const REEVALUATE_WINDOW: u64 = 256;
+
+/// How long a writer waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a claim retries when another process moved the derivation counter
+/// between reading it and writing the payment.
+const CLAIM_ATTEMPTS: usize = 32;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    /// Serialises claims in this process, so the derivation counter read before
+    /// `derive` is still current when the payment is written (the write checks it
+    /// anyway, against other processes).
+    claim_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`: WAL, `synchronous=FULL`,
+    /// a busy timeout, foreign keys, and every pending migration.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", path.display())))?;
+        Self::init(conn, true)
+    }
+
+    /// An in-memory database (for tests): same schema, nothing durable.
+    pub fn open_in_memory() -> StoreResult<SqliteStore> {
+        let conn = Connection::open_in_memory().db()?;
+        Self::init(conn, false)
+    }
+
+    fn init(mut conn: Connection, wal: bool) -> StoreResult<SqliteStore> {
+        conn.busy_timeout(BUSY_TIMEOUT).db()?;
+        if wal {
+            let mode: String = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                .db()?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Unavailable(format!(
+                    "could not enable WAL (journal_mode is {mode})"
+                )));
+            }
+        }
+        conn.pragma_update(None, "synchronous", "FULL").db()?;
+        conn.pragma_update(None, "foreign_keys", "ON").db()?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            claim_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock can only have happened before a
+            // commit: the transaction rolled back when it was dropped, so the
+            // connection is consistent and may be used again.
+            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the blocking pool,
+    /// committing when it returns `Ok`.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .db()?;
+            let out = f(&tx)?;
+            tx.commit().db()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Applies every migration newer than the database's `user_version`.
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let target = i64::try_from(i + 1)
+            .map_err(|_| StoreError::Unavailable("too many migrations".into()))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        // Read inside the write lock: another process may have migrated meanwhile.
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .db()?;
+        if version >= target {
+            continue;
+        }
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Unavailable(format!("migration {target}: {e}")))?;
+        tx.pragma_update(None, "user_version", target).db()?;
+        tx.commit().db()?;
+    }
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .db()?;
+    if usize::try_from(version).map_or(true, |v| v > MIGRATIONS.len()) {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {version} is newer than this tollgate ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Maps rusqlite errors: unique/primary-key violations are [`StoreError::Conflict`],
+/// everything else [`StoreError::Unavailable`].
+pub fn store_error(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation
+            && (f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+        {
+            return StoreError::Conflict(e.to_string());
+        }
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+trait Db<T> {
+    fn db(self) -> StoreResult<T>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> StoreResult<T> {
+        self.map_err(store_error)
+    }
+}
+
+/// An amount column: a decimal string of base units.
+struct DbAmount(Amount);
+
+impl FromSql for DbAmount {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FromSqlError::Other(format!("bad amount {s:?}").into()));
+        }
+        s.parse::<u128>()
+            .map(|v| DbAmount(Amount(v)))
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// A state column.
+struct DbState(PaymentState);
+
+impl FromSql for DbState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        PaymentState::parse(s)
+            .map(DbState)
+            .ok_or_else(|| FromSqlError::Other(format!("bad payment state {s:?}").into()))
+    }
+}
+
+/// A nullable 32-byte hash column.
+struct DbHash(Option<[u8; 32]>);
+
+impl FromSql for DbHash {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value {
+            ValueRef::Null => Ok(DbHash(None)),
+            v => {
+                let b = v.as_blob()?;
+                <[u8; 32]>::try_from(b)
+                    .map(|h| DbHash(Some(h)))
+                    .map_err(|_| FromSqlError::InvalidBlobSize {
+                        expected_size: 32,
+                        blob_size: b.len(),
+                    })
+            }
+        }
+    }
+}
+
+/// A `u64` column, stored as SQLite's `INTEGER` (i64): values above `i64::MAX`
+/// are refused on write, negative values on read (never wrapped).
+#[derive(Debug, Clone, Copy)]
+struct U64(u64);
+
+impl ToSql for U64 {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        i64::try_from(self.0)
+            .map(ToSqlOutput::from)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    }
+}
+
+impl FromSql for U64 {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let v = value.as_i64()?;
+        u64::try_from(v)
+            .map(U64)
+            .map_err(|_| FromSqlError::OutOfRange(v))
+    }
+}
+
+fn u64_col(r: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    r.get::<_, U64>(i).map(|v| v.0)
+}
+
+fn opt_u64_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<u64>> {
+    r.get::<_, Option<U64>>(i).map(|v| v.map(|v| v.0))
+}
+
+const PAYMENT_COLUMNS: &str = "id, derivation_index, address, contract_hash, contract_token, \
+     scope, amount, received, state, seen_at, paid_at, tx_hash, confirmations, \
+     required_confirmations, access_ttl_secs, created_at, expires_at, data, postback_url";
+
+fn payment_from_row(r: &Row<'_>) -> rusqlite::Result<Payment> {
+    Ok(Payment {
+        id: r.get(0)?,
+        derivation_index: r.get(1)?,
+        address: r.get(2)?,
+        contract_hash: r.get::<_, DbHash>(3)?.0,
+        contract_token: r.get(4)?,
+        scope: r.get(5)?,
+        amount: r.get::<_, DbAmount>(6)?.0,
+        received: r.get::<_, DbAmount>(7)?.0,
+        state: r.get::<_, DbState>(8)?.0,
+        seen_at: opt_u64_col(r, 9)?,
+        paid_at: opt_u64_col(r, 10)?,
+        tx_hash: r.get(11)?,
+        confirmations: u64_col(r, 12)?,
+        required_confirmations: u64_col(r, 13)?,
+        access_ttl_secs: u64_col(r, 14)?,
+        created_at: u64_col(r, 15)?,
+        expires_at: u64_col(r, 16)?,
+        data: r.get(17)?,
+        postback_url: r.get(18)?,
+    })
+}
+
+const TRANSFER_COLUMNS: &str = "chain_id, tx_hash, log_index, block_number, block_hash, \
+     to_address, from_address, value, seen_at";
+
+/// A credited transfer with the time tollgate first recorded it.
+struct Stored {
+    transfer: Transfer,
+    seen_at: u64,
+}
+
+fn transfer_from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        transfer: Transfer {
+            chain_id: u64_col(r, 0)?,
+            tx_hash: r.get(1)?,
+            log_index: u64_col(r, 2)?,
+            block_number: u64_col(r, 3)?,
+            block_hash: r.get(4)?,
+            to: r.get(5)?,
+            from: r.get(6)?,
+            value: r.get::<_, DbAmount>(7)?.0,
+        },
+        seen_at: u64_col(r, 8)?,
+    })
+}
+
+fn payment_by_id(c: &Connection, id: &str) -> StoreResult<Option<Payment>> {
+    c.prepare_cached(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1"
+    ))
+    .db()?
+    .query_row(params![id], payment_from_row)
+    .optional()
+    .db()
+}
+
+fn payment_by_hash(c: &Connection, hash: &[u8; 32]) -> StoreResult<Option<Payment>> {
+    c.prepare_cached(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE contract_hash = ?1"
+    ))
+    .db()?
+    .query_row(params![&hash[..]], payment_from_row)
+    .optional()
+    .db()
+}
+
+/// A payment's transfers in chain order (block, first sight, log index).
+fn stored_transfers(c: &Connection, id: &str) -> StoreResult<Vec<Stored>> {
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE payment_id = ?1 \
+             ORDER BY block_number, seen_at, log_index, tx_hash"
+        ))
+        .db()?;
+    let rows = stmt.query_map(params![id], transfer_from_row).db()?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().db()
+}
+
+fn next_index(c: &Connection) -> StoreResult<i64> {
+    c.query_row(
+        "SELECT value FROM meta WHERE key = 'next_derivation_index'",
+        [],
+        |r| r.get(0),
+    )
+    .db()
+}
+
+/// The write half of a claim: one transaction that re-checks the contract hash and
+/// the counter (compare-and-swap), inserts the payment and bumps the counter.
+/// `None` when another writer took the index in between: read and derive again.
+fn claim_write(
+    c: &Connection,
+    new: &NewPayment,
+    index: u32,
+    address: &str,
+) -> StoreResult<Option<(Payment, bool)>> {
+    if let Some(hash) = &new.contract_hash {
+        if let Some(p) = payment_by_hash(c, hash)? {
+            return Ok(Some((p, false)));
+        }
+    }
+    if next_index(c)? != i64::from(index) {
+        return Ok(None);
+    }
+    c.prepare_cached(
+        "INSERT INTO payments (id, derivation_index, address, address_lc, contract_hash, \
+         contract_token, scope, amount, received, state, confirmations, \
+         required_confirmations, access_ttl_secs, created_at, expires_at, data, postback_url) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '0', 'new', 0, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )
+    .db()?
+    .execute(params![
+        new.id,
+        index,
+        address,
+        address.to_ascii_lowercase(),
+        new.contract_hash.as_ref().map(|h| &h[..]),
+        new.contract_token,
+        new.scope,
+        new.amount.0.to_string(),
+        U64(new.required_confirmations),
+        U64(new.access_ttl_secs),
+        U64(new.created_at),
+        U64(new.expires_at),
+        new.data,
+        new.postback_url,
+    ])
+    .db()?;
+    c.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'next_derivation_index'",
+        params![i64::from(index) + 1],
+    )
+    .db()?;
+    let p = payment_by_id(c, &new.id)?
+        .ok_or_else(|| StoreError::Unavailable("claimed payment vanished".into()))?;
+    Ok(Some((p, true)))
+}
+
+fn set_checkpoint(c: &Connection, chain_id: u64, number: u64, hash: &str) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO checkpoints (chain_id, number, hash) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (chain_id) DO UPDATE SET number = excluded.number, hash = excluded.hash",
+    )
+    .db()?
+    .execute(params![U64(chain_id), U64(number), hash])
+    .db()?;
+    Ok(())
+}
+
+/// Remembers a canonical block hash and forgets all but the newest [`KEEP_BLOCKS`].
+fn remember_block(c: &Connection, chain_id: u64, block: &BlockRef) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO blocks (chain_id, number, hash) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash",
+    )
+    .db()?
+    .execute(params![
+        U64(chain_id),
+        U64(block.number),
+        block.hash.to_ascii_lowercase()
+    ])
+    .db()?;
+    c.prepare_cached(
+        "DELETE FROM blocks WHERE chain_id = ?1 AND number < (SELECT min(number) FROM \
+         (SELECT number FROM blocks WHERE chain_id = ?1 ORDER BY number DESC LIMIT ?2))",
+    )
+    .db()?
+    .execute(params![U64(chain_id), KEEP_BLOCKS])
+    .db()?;
+    Ok(())
+}
+
+/// Re-evaluates the payments that can still change: every `new`, `seen` and
+/// `confirming` payment, every payment in `touched` (credited or stripped in this
+/// transaction), and every payment with a transfer within [`REEVALUATE_WINDOW`]
+/// blocks of `head`; `refunded` payments are left alone. `expired` and `underpaid`
+/// payments with no recent transfer are skipped: their evaluation only changes when
+/// their transfers do, and that puts them in `touched`.
+///
+/// `paid_at` is set to `now` when a payment first unlocks and cleared when it stops
+/// unlocking (reorg). Returns the payments whose state changed, by derivation index.
+fn reevaluate(
+    c: &Connection,
+    chain_id: u64,
+    head: u64,
+    now: u64,
+    mut touched: BTreeSet<String>,
+) -> StoreResult<Vec<StateChange>> {
+    {
+        let mut open = c
+            .prepare_cached("SELECT id FROM payments WHERE state IN ('new', 'seen', 'confirming')")
+            .db()?;
+        for id in open.query_map([], |r| r.get::<_, String>(0)).db()? {
+            touched.insert(id.db()?);
+        }
+        let mut recent = c
+            .prepare_cached(
+                "SELECT DISTINCT payment_id FROM transfers \
+                 WHERE chain_id = ?1 AND block_number > ?2",
+            )
+            .db()?;
+        let since = head.saturating_sub(REEVALUATE_WINDOW);
+        for id in recent
+            .query_map(params![U64(chain_id), U64(since)], |r| {
+                r.get::<_, String>(0)
+            })
+            .db()?
+        {
+            touched.insert(id.db()?);
+        }
+    }
+    let mut payments = Vec::with_capacity(touched.len());
+    for id in &touched {
+        if let Some(p) = payment_by_id(c, id)? {
+            if p.state != PaymentState::Refunded {
+                payments.push(p);
+            }
+        }
+    }
+    payments.sort_by_key(|p| p.derivation_index);
+
+    let mut changes = Vec::new();
+    for before in payments {
+        let stored = stored_transfers(c, &before.id)?;
+        let credits: Vec<Credit> = stored
+            .iter()
+            .map(|s| Credit {
+                value: s.transfer.value,
+                block_number: s.transfer.block_number,
+                seen_at: s.seen_at,
+            })
+            .collect();
+        let terms = Terms {
+            amount: before.amount,
+            required_confirmations: before.required_confirmations,
+            expires_at: before.expires_at,
+        };
+        let e = evaluate(terms, &credits, head, now);
+        let after = Payment {
+            state: e.state,
+            received: e.received,
+            seen_at: e.seen_at,
+            confirmations: e.confirmations,
+            tx_hash: completing_tx_hash(before.amount, &stored),
+            paid_at: if e.state.unlocks() {
+                before.paid_at.or(Some(now))
+            } else {
+                None
+            },
+            ..before.clone()
+        };
+        if after == before {
+            continue;
+        }
+        c.prepare_cached(
+            "UPDATE payments SET state = ?2, received = ?3, seen_at = ?4, confirmations = ?5, \
+             tx_hash = ?6, paid_at = ?7 WHERE id = ?1",
+        )
+        .db()?
+        .execute(params![
+            after.id,
+            after.state.as_str(),
+            after.received.0.to_string(),
+            after.seen_at.map(U64),
+            U64(after.confirmations),
+            after.tx_hash,
+            after.paid_at.map(U64),
+        ])
+        .db()?;
+        if after.state != before.state {
+            changes.push(StateChange {
+                payment: after,
+                from: before.state,
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// The hash of the transfer that completes `amount` in chain order (the order
+/// [`evaluate`] uses; `stored` is already in it), else of the first transfer.
+fn completing_tx_hash(amount: Amount, stored: &[Stored]) -> Option<String> {
+    let mut running = 0u128;
+    stored
+        .iter()
+        .find(|s| {
+            running = running.saturating_add(s.transfer.value.0);
+            running >= amount.0
+        })
+        .or_else(|| stored.first())
+        .map(|s| s.transfer.tx_hash.clone())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn claim(
+        &self,
+        new: NewPayment,
+        derive: &(dyn Fn(u32) -> Result<String, String> + Send + Sync),
+    ) -> StoreResult<(Payment, bool)> {
+        // `derive` borrows from the caller, so it cannot move to the blocking pool:
+        // read the next index, derive here, then write in one transaction that checks
+        // the index is still next (compare-and-swap). The claim lock makes the check
+        // fail only when another process shares the database.
+        let _serial = self.claim_lock.lock().await;
+        let new = Arc::new(new);
+        for _ in 0..CLAIM_ATTEMPTS {
+            let n = Arc::clone(&new);
+            let (existing, next) = self
+                .run(move |c| {
+                    if let Some(hash) = &n.contract_hash {
+                        if let Some(p) = payment_by_hash(c, hash)? {
+                            return Ok((Some(p), 0));
+                        }
+                    }
+                    Ok((None, next_index(c)?))
+                })
+                .await?;
+            if let Some(existing) = existing {
+                return Ok((existing, false));
+            }
+            let index = u32::try_from(next).map_err(|_| {
+                StoreError::Unavailable(format!("derivation index {next} is out of range"))
+            })?;
+            let address = derive(index).map_err(|e| {
+                StoreError::Unavailable(format!("deriving the address for index {index}: {e}"))
+            })?;
+            let n = Arc::clone(&new);
+            if let Some(done) = self
+                .write(move |c| claim_write(c, &n, index, &address))
+                .await?
+            {
+                return Ok(done);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "claim: the derivation index kept moving (contention)".into(),
+        ))
+    }
+
+    async fn payment(&self, id: &str) -> StoreResult<Option<Payment>> {
+        let id = id.to_owned();
+        self.run(move |c| payment_by_id(c, &id)).await
+    }
+
+    async fn payment_by_contract(&self, hash: &[u8; 32]) -> StoreResult<Option<Payment>> {
+        let hash = *hash;
+        self.run(move |c| payment_by_hash(c, &hash)).await
+    }
+
+    async fn watched_addresses(&self) -> StoreResult<Vec<(String, PaymentId)>> {
+        self.run(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT address, id FROM payments ORDER BY derivation_index")
+                .db()?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().db()
+        })
+        .await
+    }
+
+    async fn apply_scan(&self, batch: ScanBatch) -> StoreResult<Vec<StateChange>> {
+        self.write(move |c| {
+            let mut touched = BTreeSet::new();
+            for t in &batch.transfers {
+                let payment: Option<String> = c
+                    .prepare_cached("SELECT id FROM payments WHERE address_lc = ?1")
+                    .db()?
+                    .query_row(params![t.to.to_ascii_lowercase()], |r| r.get(0))
+                    .optional()
+                    .db()?;
+                let Some(payment) = payment else {
+                    continue; // not one of ours
+                };
+                let inserted = c
+                    .prepare_cached(
+                        "INSERT INTO transfers (chain_id, tx_hash, log_index, block_number, \
+                         block_hash, payment_id, to_address, from_address, value, seen_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                         ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING",
+                    )
+                    .db()?
+                    .execute(params![
+                        U64(t.chain_id),
+                        t.tx_hash.to_ascii_lowercase(),
+                        U64(t.log_index),
+                        U64(t.block_number),
+                        t.block_hash.to_ascii_lowercase(),
+                        payment,
+                        t.to,
+                        t.from,
+                        t.value.0.to_string(),
+                        U64(batch.now),
+                    ])
+                    .db()?;
+                if inserted > 0 {
+                    touched.insert(payment);
+                }
+            }
+            set_checkpoint(
+                c,
+                batch.chain_id,
+                batch.checkpoint.number,
+                &batch.checkpoint.hash.to_ascii_lowercase(),
+            )?;
+            remember_block(c, batch.chain_id, &batch.checkpoint)?;
+            reevaluate(c, batch.chain_id, batch.head, batch.now, touched)
+        })
+        .await
+    }
+
+    async fn refresh(&self, chain_id: u64, head: u64, now: u64) -> StoreResult<Vec<StateChange>> {
+        self.write(move |c| reevaluate(c, chain_id, head, now, BTreeSet::new()))
+            .await
+    }
+
+    async fn revert_to(
+        &self,
+        chain_id: u64,
+        ancestor: u64,
+        head: u64,
+        now: u64,
+    ) -> StoreResult<Vec<StateChange>> {
+        self.write(move |c| {
+            let mut touched = BTreeSet::new();
+            {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT DISTINCT payment_id FROM transfers \
+                         WHERE chain_id = ?1 AND block_number > ?2",
+                    )
+                    .db()?;
+                for id in stmt
+                    .query_map(params![U64(chain_id), U64(ancestor)], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .db()?
+                {
+                    touched.insert(id.db()?);
+                }
+            }
+            c.execute(
+                "DELETE FROM transfers WHERE chain_id = ?1 AND block_number > ?2",
+                params![U64(chain_id), U64(ancestor)],
+            )
+            .db()?;
+            c.execute(
+                "DELETE FROM blocks WHERE chain_id = ?1 AND number > ?2",
+                params![U64(chain_id), U64(ancestor)],
+            )
+            .db()?;
+            let hash: Option<String> = c
+                .query_row(
+                    "SELECT hash FROM blocks WHERE chain_id = ?1 AND number = ?2",
+                    params![U64(chain_id), U64(ancestor)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .db()?;
+            set_checkpoint(c, chain_id, ancestor, hash.as_deref().unwrap_or(""))?;
+            reevaluate(c, chain_id, head, now, touched)
+        })
+        .await
+    }
+
+    async fn checkpoint(&self, chain_id: u64) -> StoreResult<Option<BlockRef>> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT number, hash FROM checkpoints WHERE chain_id = ?1",
+                params![U64(chain_id)],
+                |r| {
+                    Ok(BlockRef {
+                        number: u64_col(r, 0)?,
+                        hash: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .db()
+        })
+        .await
+    }
+
+    async fn recent_blocks(&self, chain_id: u64, limit: usize) -> StoreResult<Vec<BlockRef>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT number, hash FROM blocks WHERE chain_id = ?1 \
+                     ORDER BY number DESC LIMIT ?2",
+                )
+                .db()?;
+            let rows = stmt
+                .query_map(params![U64(chain_id), limit], |r| {
+                    Ok(BlockRef {
+                        number: u64_col(r, 0)?,
+                        hash: r.get(1)?,
+                    })
+                })
+                .db()?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().db()
+        })
+        .await
+    }
+
+    async fn transfers_of(&self, id: &str) -> StoreResult<Vec<Transfer>> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            Ok(stored_transfers(c, &id)?
+                .into_iter()
+                .map(|s| s.transfer)
+                .collect())
+        })
+        .await
+    }
+
+    async fn all_payments(&self) -> StoreResult<Vec<Payment>> {
+        self.run(|c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {PAYMENT_COLUMNS} FROM payments ORDER BY derivation_index"
+                ))
+                .db()?;
+            let rows = stmt.query_map([], payment_from_row).db()?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().db()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_version(store: &SqliteStore) -> i64 {
+        let conn = store.conn.lock().unwrap();
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn file_databases_are_wal_synchronous_full_with_foreign_keys() {
+        let path = std::env::temp_dir().join(format!(
+            "tollgate-sqlite-unit-{}-{}.db",
+            std::process::id(),
+            line!()
+        ));
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            let conn = store.conn.lock().unwrap();
+            let get = |name: &str| -> String {
+                conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| format!("{v:?}"))
+                .unwrap()
+            };
+            assert_eq!(get("journal_mode"), "Text(\"wal\")");
+            assert_eq!(get("synchronous"), "Integer(2)"); // FULL
+            assert_eq!(get("foreign_keys"), "Integer(1)");
+            assert_eq!(get("busy_timeout"), "Integer(5000)");
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn migrations_set_the_schema_version() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(user_version(&store), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn reopening_does_not_rerun_migrations_and_newer_schemas_are_refused() {
+        let path = std::env::temp_dir().join(format!(
+            "tollgate-sqlite-unit-{}-{}.db",
+            std::process::id(),
+            line!()
+        ));
+        let _ = std::fs::remove_file(&path);
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            assert_eq!(user_version(&store), MIGRATIONS.len() as i64);
+        }
+        {
+            // Reopening applies nothing (the initial INSERT would fail if rerun).
+            let store = SqliteStore::open(&path).unwrap();
+            assert_eq!(user_version(&store), MIGRATIONS.len() as i64);
+            let conn = store.conn.lock().unwrap();
+            conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+                .unwrap();
+        }
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::Unavailable(_))
+        ));
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn corrupt_amounts_are_errors_not_panics() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let conn = store.conn.lock().unwrap();
+        conn.execute(
+            "INSERT INTO payments (id, derivation_index, address, address_lc, amount, state, \
+             required_confirmations, access_ttl_secs, created_at, expires_at) \
+             VALUES ('p', 0, 'A', 'a', '1.5', 'new', 1, 1, 1, 1)",
+            [],
+        )
+        .unwrap();
+        assert!(payment_by_id(&conn, "p").is_err());
+    }
+}

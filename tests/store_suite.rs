@@ -1,0 +1,888 @@
+//! The store test suite.
+//!
+//! Every check in [`checks`] is written against the [`Store`] trait only, so it runs
+//! unchanged against any implementation: each check takes an `Arc<dyn Store>` (a
+//! fresh, empty database) or, when it must reopen the database, a [`Backend`].
+//! Below the checks, one `#[tokio::test]` per check runs it against a fresh
+//! [`SqliteStore`] on a temporary file. Another store plugs in by implementing
+//! [`Backend`] and adding the same list of tests.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tollgate::store::sqlite::SqliteStore;
+use tollgate::store::Store;
+
+/// A database under test that can be opened more than once (to prove durability).
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Opens the backend's database; a second call reopens the same data.
+    async fn open(&self) -> Arc<dyn Store>;
+}
+
+/// The store checks, each against any [`Store`].
+pub mod checks {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use tokio::sync::Barrier;
+    use tollgate::amount::Amount;
+    use tollgate::payments::state::PaymentState;
+    use tollgate::store::{
+        BlockRef, NewPayment, Payment, ScanBatch, StateChange, Store, StoreError, Transfer,
+    };
+
+    use super::Backend;
+
+    /// The chain every check scans.
+    pub const CHAIN: u64 = 1;
+
+    /// Derives a distinct address per index (lowercase hex, like the EIP-55 form of
+    /// an address with no letters).
+    pub fn derive(i: u32) -> Result<String, String> {
+        Ok(format!("0x{:040x}", u64::from(i) + 1))
+    }
+
+    /// Derives mixed-case addresses, as EIP-55 checksumming produces.
+    pub fn derive_mixed_case(i: u32) -> Result<String, String> {
+        Ok(format!("0xAbCdEf{:034x}", u64::from(i) + 1))
+    }
+
+    /// Always fails, like a broken xpub.
+    pub fn derive_fails(_: u32) -> Result<String, String> {
+        Err("no xpub".into())
+    }
+
+    /// A contract hash made of `b`.
+    pub fn hash(b: u8) -> [u8; 32] {
+        [b; 32]
+    }
+
+    /// A payment due: `amount` base units, `confirmations` deep, by `expires_at`.
+    pub fn due(
+        n: u64,
+        contract: Option<u8>,
+        amount: u128,
+        confirmations: u64,
+        expires_at: u64,
+    ) -> NewPayment {
+        NewPayment {
+            id: format!("{n:016x}"),
+            contract_hash: contract.map(hash),
+            contract_token: contract.map(|b| format!("token-{b}")),
+            scope: contract.map(|b| format!("/article/{b}")),
+            amount: Amount(amount),
+            required_confirmations: confirmations,
+            access_ttl_secs: 86_400,
+            created_at: 50,
+            expires_at,
+            data: Some(format!("{{\"order\":{n}}}")),
+            postback_url: Some(format!("https://shop.example/postback/{n}")),
+        }
+    }
+
+    /// The hash of block `n` on the original chain.
+    pub fn block_hash(n: u64) -> String {
+        format!("0x{:064x}", 0xb10c_0000_0000u64 + n)
+    }
+
+    /// The hash of block `n` on a competing fork.
+    pub fn fork_hash(n: u64) -> String {
+        format!("0x{:064x}", 0xf0c4_0000_0000u64 + n)
+    }
+
+    /// A transfer of `value` to `to` in transaction `tx`, at `block`.
+    pub fn transfer(tx: u64, log_index: u64, block: u64, to: &str, value: u128) -> Transfer {
+        Transfer {
+            chain_id: CHAIN,
+            tx_hash: format!("0x{tx:064x}"),
+            log_index,
+            block_number: block,
+            block_hash: block_hash(block),
+            to: to.to_string(),
+            from: "0x1111111111111111111111111111111111111111".into(),
+            value: Amount(value),
+        }
+    }
+
+    /// A scan of the range ending at `checkpoint`, with the head at `head`.
+    pub fn batch(transfers: Vec<Transfer>, checkpoint: u64, head: u64, now: u64) -> ScanBatch {
+        ScanBatch {
+            chain_id: CHAIN,
+            transfers,
+            checkpoint: BlockRef {
+                number: checkpoint,
+                hash: block_hash(checkpoint),
+            },
+            head,
+            now,
+        }
+    }
+
+    /// Claims a new payment (panics if the claim fails or returns an existing one).
+    pub async fn claim(store: &dyn Store, new: NewPayment) -> Payment {
+        let (p, created) = store.claim(new, &derive).await.expect("claim");
+        assert!(created, "expected a new payment");
+        p
+    }
+
+    /// The stored payment with `id`.
+    pub async fn get(store: &dyn Store, id: &str) -> Payment {
+        store
+            .payment(id)
+            .await
+            .expect("payment")
+            .expect("payment exists")
+    }
+
+    /// `(payment id, from, to)` of each change.
+    pub fn moves(changes: &[StateChange]) -> Vec<(String, PaymentState, PaymentState)> {
+        changes
+            .iter()
+            .map(|c| (c.payment.id.clone(), c.from, c.payment.state))
+            .collect()
+    }
+
+    // Rules out: a second claim of the same contract creating a second payment (two
+    // addresses for one purchase) or handing out a new derivation index.
+    /// Claims are idempotent per contract hash; claims without a hash always create.
+    pub async fn claim_is_idempotent_per_contract_hash(store: Arc<dyn Store>) {
+        let (first, created) = store
+            .claim(due(1, Some(7), 100, 1, 1000), &derive)
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(first.derivation_index, 0);
+        assert_eq!(first.address, derive(0).unwrap());
+        assert_eq!(first.state, PaymentState::New);
+        assert_eq!(first.received, Amount::ZERO);
+        assert_eq!(first.amount, Amount(100));
+        assert_eq!(first.contract_hash, Some(hash(7)));
+        assert_eq!(
+            (first.paid_at, first.seen_at, first.tx_hash.clone()),
+            (None, None, None)
+        );
+
+        // Same contract, even with other fields: the existing payment, unchanged.
+        let (again, created) = store
+            .claim(due(2, Some(7), 999, 5, 9), &derive)
+            .await
+            .unwrap();
+        assert!(!created);
+        assert_eq!(again, first);
+
+        let other = claim(&*store, due(3, Some(8), 100, 1, 1000)).await;
+        assert_eq!(other.derivation_index, 1);
+        let gw1 = claim(&*store, due(4, None, 100, 1, 1000)).await;
+        let gw2 = claim(&*store, due(5, None, 100, 1, 1000)).await;
+        assert_eq!((gw1.derivation_index, gw2.derivation_index), (2, 3));
+        assert_eq!(gw1.contract_hash, None);
+
+        assert_eq!(
+            store.payment_by_contract(&hash(7)).await.unwrap(),
+            Some(first.clone())
+        );
+        assert_eq!(store.payment_by_contract(&hash(9)).await.unwrap(), None);
+        assert_eq!(store.payment(&first.id).await.unwrap(), Some(first.clone()));
+        assert_eq!(store.payment("ffffffffffffffff").await.unwrap(), None);
+        let all = store.all_payments().await.unwrap();
+        let indexes: Vec<u32> = all.iter().map(|p| p.derivation_index).collect();
+        assert_eq!(indexes, vec![0, 1, 2, 3]);
+        let watched = store.watched_addresses().await.unwrap();
+        assert_eq!(watched.len(), 4);
+        assert!(watched.contains(&(first.address.clone(), first.id.clone())));
+    }
+
+    // Rules out: two customers paying to the same address (a shared index or
+    // address under concurrent claims), and a check-then-write race on the counter.
+    /// 64 concurrent claims get the indexes 0..63 and 64 distinct addresses.
+    pub async fn concurrent_claims_get_distinct_indexes(store: Arc<dyn Store>) {
+        const N: usize = 64;
+        let barrier = Arc::new(Barrier::new(N));
+        let mut tasks = Vec::new();
+        for i in 0..N {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let contract = Some(u8::try_from(i).unwrap());
+                store
+                    .claim(due(i as u64 + 1, contract, 100, 1, 1000), &derive)
+                    .await
+            }));
+        }
+        let mut indexes = Vec::new();
+        let mut addresses = BTreeSet::new();
+        for t in tasks {
+            let (p, created) = t.await.unwrap().expect("claim");
+            assert!(created);
+            assert_eq!(p.address, derive(p.derivation_index).unwrap());
+            indexes.push(p.derivation_index);
+            addresses.insert(p.address);
+        }
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..N as u32).collect::<Vec<_>>());
+        assert_eq!(addresses.len(), N);
+        assert_eq!(store.watched_addresses().await.unwrap().len(), N);
+    }
+
+    // Rules out: two tollgate processes sharing one database handing out the same
+    // index (a counter read in one and written in the other).
+    /// Concurrent claims through two handles on one database get distinct indexes.
+    pub async fn claims_across_instances_get_distinct_indexes(backend: &dyn Backend) {
+        const N: usize = 32;
+        let stores = [backend.open().await, backend.open().await];
+        let barrier = Arc::new(Barrier::new(N));
+        let mut tasks = Vec::new();
+        for i in 0..N {
+            let store = Arc::clone(&stores[i % 2]);
+            let barrier = Arc::clone(&barrier);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let contract = Some(u8::try_from(i).unwrap());
+                store
+                    .claim(due(i as u64 + 1, contract, 100, 1, 1000), &derive)
+                    .await
+            }));
+        }
+        let mut indexes = Vec::new();
+        for t in tasks {
+            let (p, created) = t.await.unwrap().expect("claim");
+            assert!(created);
+            assert_eq!(p.address, derive(p.derivation_index).unwrap());
+            indexes.push(p.derivation_index);
+        }
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..N as u32).collect::<Vec<_>>());
+        for store in &stores {
+            assert_eq!(store.all_payments().await.unwrap().len(), N);
+        }
+    }
+
+    // Rules out: a race creating two payments for one contract when the same offer
+    // is claimed from several tabs at once.
+    /// Concurrent claims of one contract create exactly one payment.
+    pub async fn concurrent_claims_of_one_contract_create_one_payment(store: Arc<dyn Store>) {
+        const N: usize = 16;
+        let barrier = Arc::new(Barrier::new(N));
+        let mut tasks = Vec::new();
+        for i in 0..N {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .claim(due(i as u64 + 1, Some(42), 100, 1, 1000), &derive)
+                    .await
+            }));
+        }
+        let mut created = 0;
+        let mut ids = BTreeSet::new();
+        for t in tasks {
+            let (p, c) = t.await.unwrap().expect("claim");
+            created += usize::from(c);
+            ids.insert(p.id);
+        }
+        assert_eq!((created, ids.len()), (1, 1));
+        assert_eq!(store.all_payments().await.unwrap().len(), 1);
+    }
+
+    // Rules out: a failed derivation being papered over (an empty or reused address)
+    // or burning the index.
+    /// A derivation failure is `Unavailable` and claims nothing.
+    pub async fn derive_failure_claims_nothing(store: Arc<dyn Store>) {
+        let r = store
+            .claim(due(1, Some(1), 100, 1, 1000), &derive_fails)
+            .await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        assert!(store.all_payments().await.unwrap().is_empty());
+        assert_eq!(store.payment_by_contract(&hash(1)).await.unwrap(), None);
+        let p = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        assert_eq!(p.derivation_index, 0);
+    }
+
+    // Rules out: a payment id silently overwritten by another contract's payment.
+    /// Reusing a payment id for another contract is a `Conflict`.
+    pub async fn duplicate_payment_id_is_a_conflict(store: Arc<dyn Store>) {
+        let first = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        let r = store.claim(due(1, Some(2), 100, 1, 1000), &derive).await;
+        assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+        assert_eq!(store.all_payments().await.unwrap(), vec![first]);
+        // The failed claim did not burn or break the counter.
+        assert_eq!(
+            claim(&*store, due(2, Some(2), 100, 1, 1000))
+                .await
+                .derivation_index,
+            1
+        );
+    }
+
+    // Rules out: double crediting (a rescanned range paying twice) and one transfer
+    // paying two contracts (the same log attributed to another address).
+    /// A transfer credits one payment, once, ever.
+    pub async fn same_transfer_cannot_pay_two_contracts(store: Arc<dyn Store>) {
+        let a = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        let b = claim(&*store, due(2, Some(2), 100, 1, 1000)).await;
+        let t = transfer(1, 0, 10, &a.address, 100);
+        let changes = store
+            .apply_scan(batch(vec![t.clone()], 10, 10, 100))
+            .await
+            .unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(a.id.clone(), PaymentState::New, PaymentState::Paid)]
+        );
+
+        // The same log again (a rescanned range), then the same (tx_hash, log_index)
+        // claiming to go to B, alone and after the genuine one.
+        let mut forged = t.clone();
+        forged.to = b.address.clone();
+        for (n, transfers) in [
+            vec![t.clone()],
+            vec![forged.clone()],
+            vec![t.clone(), forged.clone()],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n = n as u64;
+            let changes = store
+                .apply_scan(batch(transfers, 11 + n, 11 + n, 110 + n))
+                .await
+                .unwrap();
+            assert!(changes.is_empty(), "{changes:?}");
+        }
+        let a_now = get(&*store, &a.id).await;
+        assert_eq!(a_now.received, Amount(100));
+        assert_eq!(a_now.paid_at, Some(100));
+        assert_eq!(store.transfers_of(&a.id).await.unwrap(), vec![t]);
+        let b_now = get(&*store, &b.id).await;
+        assert_eq!(
+            (b_now.state, b_now.received),
+            (PaymentState::New, Amount::ZERO)
+        );
+        assert!(store.transfers_of(&b.id).await.unwrap().is_empty());
+
+        // Within one batch, a duplicated log credits once.
+        let half = transfer(2, 3, 12, &b.address, 50);
+        let changes = store
+            .apply_scan(batch(vec![half.clone(), half.clone()], 14, 14, 120))
+            .await
+            .unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(b.id.clone(), PaymentState::New, PaymentState::Seen)]
+        );
+        assert_eq!(get(&*store, &b.id).await.received, Amount(50));
+        assert_eq!(store.transfers_of(&b.id).await.unwrap(), vec![half]);
+    }
+
+    // Rules out: partial payments not being summed, unlocking before the required
+    // depth, and paid_at moving (a receipt's start time changing) on later scans.
+    /// Partial transfers sum to paid as the head advances; paid_at is set once.
+    pub async fn partial_transfers_sum_to_paid(store: Arc<dyn Store>) {
+        let p = claim(&*store, due(1, Some(1), 100, 3, 1000)).await;
+        let first = transfer(1, 0, 10, &p.address, 40);
+        let changes = store
+            .apply_scan(batch(vec![first.clone()], 10, 10, 100))
+            .await
+            .unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::New, PaymentState::Seen)]
+        );
+        let seen = get(&*store, &p.id).await;
+        assert_eq!(
+            (seen.received, seen.seen_at, seen.paid_at),
+            (Amount(40), Some(100), None)
+        );
+        assert_eq!(seen.tx_hash, Some(first.tx_hash.clone()));
+
+        let second = transfer(2, 5, 12, &p.address, 60);
+        let changes = store
+            .apply_scan(batch(vec![second.clone()], 12, 12, 110))
+            .await
+            .unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::Seen, PaymentState::Confirming)]
+        );
+        let confirming = get(&*store, &p.id).await;
+        assert_eq!(confirming.received, Amount(100));
+        assert_eq!(confirming.confirmations, 1);
+        assert_eq!(confirming.tx_hash, Some(second.tx_hash.clone()));
+        assert!(!confirming.state.unlocks());
+
+        assert!(store.refresh(CHAIN, 13, 120).await.unwrap().is_empty());
+        assert_eq!(get(&*store, &p.id).await.confirmations, 2);
+
+        let changes = store.refresh(CHAIN, 14, 130).await.unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::Confirming, PaymentState::Paid)]
+        );
+        assert_eq!(changes[0].payment, get(&*store, &p.id).await);
+        let paid = get(&*store, &p.id).await;
+        assert_eq!(
+            (paid.paid_at, paid.confirmations, paid.seen_at),
+            (Some(130), 3, Some(100))
+        );
+
+        // Later refreshes and scans neither report it again nor move paid_at.
+        assert!(store.refresh(CHAIN, 20, 200).await.unwrap().is_empty());
+        assert!(store
+            .apply_scan(batch(vec![], 30, 30, 300))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store.refresh(CHAIN, 5000, 5000).await.unwrap().is_empty());
+        let later = get(&*store, &p.id).await;
+        assert_eq!(
+            (later.state, later.paid_at),
+            (PaymentState::Paid, Some(130))
+        );
+        assert_eq!(later.tx_hash, Some(second.tx_hash.clone()));
+        assert_eq!(
+            store.transfers_of(&p.id).await.unwrap(),
+            vec![first, second]
+        );
+    }
+
+    // Rules out: unlocking content for less than the price (rounding, or treating
+    // "expired with something received" as done).
+    /// Less than the amount never unlocks; after expiry it is underpaid.
+    pub async fn underpaid_stays_locked(store: Arc<dyn Store>) {
+        let p = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        store
+            .apply_scan(batch(vec![transfer(1, 0, 10, &p.address, 99)], 10, 10, 500))
+            .await
+            .unwrap();
+        assert_eq!(get(&*store, &p.id).await.state, PaymentState::Seen);
+        let changes = store.refresh(CHAIN, 100, 1001).await.unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::Seen, PaymentState::Underpaid)]
+        );
+        for (head, now) in [(200, 2000), (10_000, 100_000)] {
+            assert!(store.refresh(CHAIN, head, now).await.unwrap().is_empty());
+            let u = get(&*store, &p.id).await;
+            assert_eq!(
+                (u.state, u.received, u.paid_at),
+                (PaymentState::Underpaid, Amount(99), None)
+            );
+            assert!(!u.state.unlocks());
+        }
+    }
+
+    // Rules out: dropping money that arrives after the deadline, and dropping it
+    // when the range is scanned long after it was mined (far below the head).
+    /// A payment completed after expiry is recorded as paid_late.
+    pub async fn late_payment_is_recorded_as_paid_late(store: Arc<dyn Store>) {
+        let p = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        let changes = store.refresh(CHAIN, 10, 1001).await.unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::New, PaymentState::Expired)]
+        );
+
+        // Mined at block 20 but scanned at head 10 000, after the deadline.
+        let t = transfer(1, 0, 20, &p.address, 100);
+        let changes = store
+            .apply_scan(batch(vec![t.clone()], 2000, 10_000, 1500))
+            .await
+            .unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::Expired, PaymentState::PaidLate)]
+        );
+        let late = get(&*store, &p.id).await;
+        assert_eq!((late.paid_at, late.received), (Some(1500), Amount(100)));
+        assert_eq!(late.tx_hash, Some(t.tx_hash));
+        assert!(late.state.unlocks());
+        assert!(store.refresh(CHAIN, 10_001, 1600).await.unwrap().is_empty());
+        assert_eq!(get(&*store, &p.id).await.paid_at, Some(1500));
+    }
+
+    // Rules out: expired payments staying claimable/unpaid forever as `new`, or
+    // being reported as changing on every tick.
+    /// Without transfers, a payment expires once.
+    pub async fn expired_without_transfers(store: Arc<dyn Store>) {
+        let p = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        let other = claim(&*store, due(2, Some(2), 100, 1, 5000)).await;
+        assert!(store.refresh(CHAIN, 10, 1000).await.unwrap().is_empty());
+        let changes = store.refresh(CHAIN, 11, 1001).await.unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::New, PaymentState::Expired)]
+        );
+        assert!(store.refresh(CHAIN, 12, 2000).await.unwrap().is_empty());
+        assert!(store
+            .apply_scan(batch(vec![], 13, 13, 2100))
+            .await
+            .unwrap()
+            .is_empty());
+        let e = get(&*store, &p.id).await;
+        assert_eq!(
+            (e.state, e.received, e.paid_at),
+            (PaymentState::Expired, Amount::ZERO, None)
+        );
+        assert_eq!(get(&*store, &other.id).await.state, PaymentState::New);
+    }
+
+    // Rules out: a payment staying paid after the block that paid it was reorged
+    // away (content unlocked for money that never arrived), and a reverted range
+    // refusing the transfers of the new fork.
+    /// Reverting below the paying block moves the payment back; a new fork pays it.
+    pub async fn reorg_revert_moves_paid_back(store: Arc<dyn Store>) {
+        let p = claim(&*store, due(1, Some(1), 100, 2, 1000)).await;
+        let bystander = claim(&*store, due(2, Some(2), 100, 1, 1000)).await;
+        store.apply_scan(batch(vec![], 9, 9, 90)).await.unwrap();
+        let old = transfer(1, 0, 10, &p.address, 100);
+        let kept = transfer(2, 0, 8, &bystander.address, 100);
+        let changes = store
+            .apply_scan(batch(vec![old.clone(), kept.clone()], 11, 11, 110))
+            .await
+            .unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![
+                (p.id.clone(), PaymentState::New, PaymentState::Paid),
+                (bystander.id.clone(), PaymentState::New, PaymentState::Paid),
+            ]
+        );
+        assert_eq!(get(&*store, &p.id).await.paid_at, Some(110));
+
+        let changes = store.revert_to(CHAIN, 9, 11, 120).await.unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::Paid, PaymentState::New)]
+        );
+        let back = get(&*store, &p.id).await;
+        assert_eq!(changes[0].payment, back);
+        assert_eq!(back.paid_at, None);
+        assert_eq!(
+            (back.received, back.seen_at, back.tx_hash.clone()),
+            (Amount::ZERO, None, None)
+        );
+        assert_eq!(back.confirmations, 0);
+        assert!(store.transfers_of(&p.id).await.unwrap().is_empty());
+        assert_eq!(
+            store.checkpoint(CHAIN).await.unwrap(),
+            Some(BlockRef {
+                number: 9,
+                hash: block_hash(9)
+            })
+        );
+        let recent: Vec<u64> = store
+            .recent_blocks(CHAIN, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.number)
+            .collect();
+        assert_eq!(recent, vec![9]);
+        // The transfer below the ancestor is untouched.
+        assert_eq!(get(&*store, &bystander.id).await.state, PaymentState::Paid);
+        assert_eq!(store.transfers_of(&bystander.id).await.unwrap(), vec![kept]);
+
+        // The new fork carries a different transfer: it pays.
+        let mut new = transfer(3, 1, 10, &p.address, 100);
+        new.block_hash = fork_hash(10);
+        let mut fork = batch(vec![new.clone()], 12, 12, 130);
+        fork.checkpoint.hash = fork_hash(12);
+        let changes = store.apply_scan(fork).await.unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::New, PaymentState::Paid)]
+        );
+        let repaid = get(&*store, &p.id).await;
+        assert_eq!(
+            (repaid.paid_at, repaid.tx_hash.clone()),
+            (Some(130), Some(new.tx_hash.clone()))
+        );
+        assert_eq!(store.transfers_of(&p.id).await.unwrap(), vec![new]);
+
+        // Reverting to a block whose hash was never remembered leaves an empty hash.
+        store.revert_to(CHAIN, 5, 12, 140).await.unwrap();
+        assert_eq!(
+            store.checkpoint(CHAIN).await.unwrap(),
+            Some(BlockRef {
+                number: 5,
+                hash: String::new()
+            })
+        );
+        assert_eq!(get(&*store, &bystander.id).await.state, PaymentState::New);
+    }
+
+    // Rules out: transfers to foreign addresses being recorded or crediting anyone,
+    // and an unknown address stalling the checkpoint.
+    /// Transfers to addresses that are not ours are ignored.
+    pub async fn unknown_addresses_are_ignored(store: Arc<dyn Store>) {
+        let p = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        let stranger = "0x9999999999999999999999999999999999999999";
+        let changes = store
+            .apply_scan(batch(vec![transfer(1, 0, 10, stranger, 100)], 10, 10, 100))
+            .await
+            .unwrap();
+        assert!(changes.is_empty());
+        assert_eq!(
+            store.checkpoint(CHAIN).await.unwrap().map(|b| b.number),
+            Some(10)
+        );
+        let untouched = get(&*store, &p.id).await;
+        assert_eq!(
+            (untouched.state, untouched.received),
+            (PaymentState::New, Amount::ZERO)
+        );
+        assert!(store.transfers_of(&p.id).await.unwrap().is_empty());
+        // The same log cannot have been reserved by the ignored transfer either.
+        let real = transfer(1, 0, 10, &p.address, 100);
+        let changes = store
+            .apply_scan(batch(vec![real], 11, 11, 110))
+            .await
+            .unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![(p.id.clone(), PaymentState::New, PaymentState::Paid)]
+        );
+    }
+
+    // Rules out: missing a payment because the log's address is lowercase while
+    // the stored one is EIP-55 checksummed (or the other way round).
+    /// Addresses match regardless of case; the stored address keeps its case.
+    pub async fn address_match_ignores_case(store: Arc<dyn Store>) {
+        let (p, _) = store
+            .claim(due(1, Some(1), 100, 1, 1000), &derive_mixed_case)
+            .await
+            .unwrap();
+        assert_eq!(p.address, derive_mixed_case(0).unwrap());
+        let lower = transfer(1, 0, 10, &p.address.to_ascii_lowercase(), 40);
+        let upper = transfer(
+            2,
+            0,
+            10,
+            &format!("0x{}", p.address[2..].to_ascii_uppercase()),
+            60,
+        );
+        store
+            .apply_scan(batch(vec![lower, upper], 10, 10, 100))
+            .await
+            .unwrap();
+        let paid = get(&*store, &p.id).await;
+        assert_eq!(
+            (paid.state, paid.received),
+            (PaymentState::Paid, Amount(100))
+        );
+        assert_eq!(paid.address, derive_mixed_case(0).unwrap());
+        assert_eq!(store.transfers_of(&p.id).await.unwrap().len(), 2);
+    }
+
+    // Rules out: amounts losing precision (floats, i64) anywhere between the
+    // payment and the sum of its transfers.
+    /// Amounts near `u128::MAX` round-trip exactly and sums saturate.
+    pub async fn large_amounts_are_exact(store: Arc<dyn Store>) {
+        let big = u128::MAX - 1;
+        let p = claim(&*store, due(1, Some(1), big, 1, 1000)).await;
+        assert_eq!(get(&*store, &p.id).await.amount, Amount(big));
+        let t1 = transfer(1, 0, 10, &p.address, u128::MAX / 2);
+        store
+            .apply_scan(batch(vec![t1], 10, 10, 100))
+            .await
+            .unwrap();
+        let seen = get(&*store, &p.id).await;
+        assert_eq!(
+            (seen.state, seen.received),
+            (PaymentState::Seen, Amount(u128::MAX / 2))
+        );
+        let t2 = transfer(2, 0, 11, &p.address, u128::MAX);
+        store
+            .apply_scan(batch(vec![t2.clone()], 11, 11, 110))
+            .await
+            .unwrap();
+        let paid = get(&*store, &p.id).await;
+        assert_eq!(
+            (paid.state, paid.received),
+            (PaymentState::Paid, Amount(u128::MAX))
+        );
+        assert_eq!(
+            store.transfers_of(&p.id).await.unwrap()[1].value,
+            Amount(u128::MAX)
+        );
+    }
+
+    // Rules out: a restart forgetting where the scanner stood (rescanning from the
+    // start block, or skipping a range) or the hashes the reorg walk-back needs,
+    // and the block list growing without bound.
+    /// The checkpoint and the newest 256 block hashes survive a reopen.
+    pub async fn checkpoint_and_recent_blocks_survive_reopen(backend: &dyn Backend) {
+        let store = backend.open().await;
+        assert_eq!(store.checkpoint(CHAIN).await.unwrap(), None);
+        assert!(store.recent_blocks(CHAIN, 10).await.unwrap().is_empty());
+        for n in 1..=300 {
+            store.apply_scan(batch(vec![], n, n, n)).await.unwrap();
+        }
+        let mut other = batch(vec![], 77, 77, 77);
+        other.chain_id = CHAIN + 1;
+        store.apply_scan(other).await.unwrap();
+
+        let recent = store.recent_blocks(CHAIN, 1000).await.unwrap();
+        assert_eq!(recent.len(), 256);
+        assert_eq!(
+            recent.first(),
+            Some(&BlockRef {
+                number: 300,
+                hash: block_hash(300)
+            })
+        );
+        assert_eq!(recent.last().map(|b| b.number), Some(45));
+        assert!(recent.windows(2).all(|w| w[0].number > w[1].number));
+        let top3 = store.recent_blocks(CHAIN, 3).await.unwrap();
+        assert_eq!(
+            top3.iter().map(|b| b.number).collect::<Vec<_>>(),
+            vec![300, 299, 298]
+        );
+        drop(store);
+
+        let store = backend.open().await;
+        assert_eq!(
+            store.checkpoint(CHAIN).await.unwrap(),
+            Some(BlockRef {
+                number: 300,
+                hash: block_hash(300)
+            })
+        );
+        assert_eq!(store.recent_blocks(CHAIN, 1000).await.unwrap(), recent);
+        assert_eq!(
+            store.checkpoint(CHAIN + 1).await.unwrap(),
+            Some(BlockRef {
+                number: 77,
+                hash: block_hash(77)
+            })
+        );
+        assert_eq!(store.recent_blocks(CHAIN + 1, 10).await.unwrap().len(), 1);
+        assert_eq!(store.checkpoint(CHAIN + 2).await.unwrap(), None);
+    }
+
+    // Rules out: a paid payment (or its transfers, or the derivation counter) lost
+    // or altered by a restart.
+    /// A paid payment, its transfers and the next index survive a reopen.
+    pub async fn paid_payment_survives_reopen(backend: &dyn Backend) {
+        let store = backend.open().await;
+        let p = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        let t = transfer(1, 0, 10, &p.address, 100);
+        store
+            .apply_scan(batch(vec![t.clone()], 10, 10, 100))
+            .await
+            .unwrap();
+        let paid = get(&*store, &p.id).await;
+        assert_eq!(paid.state, PaymentState::Paid);
+        drop(store);
+
+        let store = backend.open().await;
+        assert_eq!(get(&*store, &p.id).await, paid);
+        assert_eq!(
+            store.payment_by_contract(&hash(1)).await.unwrap(),
+            Some(paid.clone())
+        );
+        assert_eq!(store.transfers_of(&p.id).await.unwrap(), vec![t.clone()]);
+        // The repeated log is still refused after the restart.
+        let changes = store.apply_scan(batch(vec![t], 11, 11, 110)).await.unwrap();
+        assert!(changes.is_empty());
+        assert_eq!(get(&*store, &p.id).await.received, Amount(100));
+        let next = claim(&*store, due(2, Some(2), 100, 1, 1000)).await;
+        assert_eq!(next.derivation_index, 1);
+        assert_ne!(next.address, paid.address);
+    }
+}
+
+/// A SQLite database in a unique temporary file, removed (with its WAL files)
+/// when dropped.
+struct SqliteFile {
+    path: PathBuf,
+}
+
+impl SqliteFile {
+    fn new(name: &str) -> SqliteFile {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "tollgate-store-{name}-{}-{nanos}-{}.db",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        SqliteFile { path }
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.path).expect("open sqlite store"))
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteFile {
+    async fn open(&self) -> Arc<dyn Store> {
+        self.store()
+    }
+}
+
+/// One test per check against a fresh SQLite file.
+macro_rules! sqlite_checks {
+    ($($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
+        #[tokio::test $(($($flavor)*))?]
+        async fn $check() {
+            let db = SqliteFile::new(stringify!($check));
+            checks::$check(db.store()).await;
+        }
+    )*};
+}
+
+sqlite_checks!(
+    claim_is_idempotent_per_contract_hash,
+    #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_get_distinct_indexes,
+    #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_of_one_contract_create_one_payment,
+    derive_failure_claims_nothing,
+    duplicate_payment_id_is_a_conflict,
+    same_transfer_cannot_pay_two_contracts,
+    partial_transfers_sum_to_paid,
+    underpaid_stays_locked,
+    late_payment_is_recorded_as_paid_late,
+    expired_without_transfers,
+    reorg_revert_moves_paid_back,
+    unknown_addresses_are_ignored,
+    address_match_ignores_case,
+    large_amounts_are_exact,
+);
+
+#[tokio::test]
+async fn checkpoint_and_recent_blocks_survive_reopen() {
+    let db = SqliteFile::new("checkpoint_and_recent_blocks_survive_reopen");
+    checks::checkpoint_and_recent_blocks_survive_reopen(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_across_instances_get_distinct_indexes() {
+    let db = SqliteFile::new("claims_across_instances_get_distinct_indexes");
+    checks::claims_across_instances_get_distinct_indexes(&db).await;
+}
+
+#[tokio::test]
+async fn paid_payment_survives_reopen() {
+    let db = SqliteFile::new("paid_payment_survives_reopen");
+    checks::paid_payment_survives_reopen(&db).await;
+}
