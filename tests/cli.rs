@@ -10,7 +10,11 @@ const KEY_ENV: &[(&str, &str)] = &[("TOLLGATE_RECEIPT_KEY", TEST_KEY)];
 // Rules out: shipping example or demo configs that do not load.
 #[test]
 fn example_and_demo_configs_pass_check() {
-    for file in ["config/demo.toml", "config/tollgate.example.toml"] {
+    for file in [
+        "config/demo.toml",
+        "config/demo-chain.toml",
+        "config/tollgate.example.toml",
+    ] {
         let (code, out, err) = run_cli(&["check", "--config", file], KEY_ENV);
         assert_eq!(code, 0, "{file}: {err}");
         assert!(out.contains(": OK"), "{out}");
