@@ -38,6 +38,16 @@ enum Command {
         #[arg(long, default_value = "config/tollgate.toml")]
         config: PathBuf,
     },
+    /// List every derivation index handed out, with address, payment, state and
+    /// amount received (for importing into the merchant's wallet).
+    Addresses {
+        /// The config file.
+        #[arg(long, default_value = "config/tollgate.toml")]
+        config: PathBuf,
+        /// Only indexes that were handed out (the only listing there is).
+        #[arg(long)]
+        used: bool,
+    },
     /// Print the receiving address at derivation index N of the configured xpub.
     Address {
         /// The config file.
@@ -62,6 +72,10 @@ fn main() -> ExitCode {
         },
         Command::Address { config, index } => match load(&config) {
             Ok(cfg) => print_address(&cfg, index),
+            Err(code) => code,
+        },
+        Command::Addresses { config, used: _ } => match load(&config) {
+            Ok(cfg) => print_used_addresses(&cfg),
             Err(code) => code,
         },
         Command::Serve { config } => match load(&config) {
@@ -112,6 +126,67 @@ fn print_address(cfg: &Config, index: u32) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn print_used_addresses(cfg: &Config) -> ExitCode {
+    let config::StoreBackend::Sqlite(path) = &cfg.store.backend else {
+        eprintln!("tollgate: store.url: only sqlite:// is supported by this version");
+        return ExitCode::from(1);
+    };
+    if !path.exists() {
+        eprintln!(
+            "tollgate: {}: no store yet (nothing handed out)",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    let store = match tollgate::store::sqlite::SqliteStore::open(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    use tollgate::store::Store;
+    let payments = match rt.block_on(store.all_payments()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let d = cfg.chain.decimals;
+    println!(
+        "{:>6}  {:<42}  {:<16}  {:<10}  {:>14}  {:>14}",
+        "INDEX", "ADDRESS", "PAYMENT", "STATE", "RECEIVED", "AMOUNT"
+    );
+    for p in &payments {
+        println!(
+            "{:>6}  {:<42}  {:<16}  {:<10}  {:>14}  {:>14}",
+            p.derivation_index,
+            p.address,
+            p.id,
+            p.state.as_str(),
+            p.received.to_decimal(d),
+            p.amount.to_decimal(d)
+        );
+    }
+    eprintln!(
+        "{} addresses handed out (derivation path of the xpub: child 0..{})",
+        payments.len(),
+        payments.len()
+    );
+    ExitCode::SUCCESS
 }
 
 fn print_routes(cfg: &Config) {

@@ -41,6 +41,16 @@ struct World {
 
 impl World {
     async fn new(confirmations: u64, expiry: &str, access_ttl: &str) -> World {
+        Self::with_rpcs(confirmations, expiry, access_ttl, &[]).await
+    }
+
+    /// As [`World::new`], with `dead_first` RPC URLs listed before anvil's.
+    async fn with_rpcs(
+        confirmations: u64,
+        expiry: &str,
+        access_ttl: &str,
+        dead_first: &[&str],
+    ) -> World {
         let anvil = Anvil::start(CHAIN_ID);
         let token = anvil.deploy_token().await;
         let payer = anvil.dev_account(1).await;
@@ -59,7 +69,7 @@ url = "sqlite://tollgate.db"
 [secrets]
 receipt_key_env = "TOLLGATE_TEST_KEY"
 [chain]
-rpc_urls = ["{rpc}"]
+rpc_urls = [{rpcs}"{rpc}"]
 chain_id = {CHAIN_ID}
 token = "{token}"
 confirmations = {confirmations}
@@ -80,6 +90,10 @@ scope = "route"
 "#,
             origin = origin.addr,
             rpc = anvil.rpc_url(),
+            rpcs = dead_first
+                .iter()
+                .map(|u| format!("\"{u}\", "))
+                .collect::<String>(),
             xpub = merchant_xpub(),
         );
         let dir = TempDir::new("pay");
@@ -591,4 +605,83 @@ async fn kill_9_at_random_points_loses_nothing_and_double_counts_nothing() {
         assert_eq!(s["received"], "0.5");
         assert_eq!(w.receipt(c).await.status(), 200);
     }
+}
+
+// Rules out: one dead RPC endpoint stopping payments (failover in order).
+#[tokio::test]
+async fn rpc_failover_keeps_payments_moving() {
+    // Port 1 on loopback refuses connections at once.
+    let w = World::with_rpcs(1, "30m", "30d", &["http://127.0.0.1:1"]).await;
+    let claim = w.claim(&w.contract("/movies/f").await).await;
+    w.pay(&claim, half()).await;
+    w.wait_state(&claim, "paid").await;
+}
+
+// Rules out: an RPC outage unlocking anything, losing paid access, or crashing tollgate.
+#[tokio::test]
+async fn rpc_outage_fails_closed_without_losing_paid_access() {
+    let mut w = World::new(1, "30m", "30d").await;
+    let paid = w.claim(&w.contract("/movies/o1").await).await;
+    w.pay(&paid, half()).await;
+    w.wait_state(&paid, "paid").await;
+    let v: Value = w.receipt(&paid).await.json().await.unwrap();
+    let receipt = v["receipt"].as_str().unwrap().to_string();
+    let pending = w.claim(&w.contract("/movies/o2").await).await;
+    // The chain goes away.
+    let dead = std::mem::replace(&mut w.anvil, Anvil::start(CHAIN_ID + 1));
+    drop(dead);
+    // Paid access still replays (the store is the authority, not the node)…
+    assert_eq!(
+        w.get_with_receipt("/movies/o1", &receipt).await.status(),
+        200
+    );
+    // …after a restart too, with the node still down.
+    w.restart();
+    assert_eq!(
+        w.get_with_receipt("/movies/o1", &receipt).await.status(),
+        200
+    );
+    // Nothing unpaid unlocks; status still answers; tollgate keeps serving 402s.
+    assert_eq!(w.status(&pending).await["state"], "new");
+    assert_eq!(w.receipt(&pending).await.status(), 409);
+    let r = w.http.get(w.url("/movies/o2")).send().await.unwrap();
+    assert_eq!(r.status(), 402);
+}
+
+// Rules out: merchants losing sight of funds at indexes past a wallet's gap limit.
+#[tokio::test]
+async fn addresses_used_lists_every_handed_out_index() {
+    let w = World::new(1, "30m", "30d").await;
+    let mut claims = Vec::new();
+    for i in 0..3 {
+        claims.push(w.claim(&w.contract(&format!("/movies/u{i}")).await).await);
+    }
+    w.pay(&claims[1], half()).await;
+    w.wait_state(&claims[1], "paid").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["addresses", "--config", "tollgate.toml", "--used"])
+        .current_dir(w.dir.path())
+        .env("TOLLGATE_TEST_KEY", TEST_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for (i, c) in claims.iter().enumerate() {
+        let row = rows[i];
+        assert!(row.trim_start().starts_with(&i.to_string()), "{row}");
+        assert!(row.contains(c["address"].as_str().unwrap()), "{row}");
+        assert!(row.contains(c["payment_id"].as_str().unwrap()), "{row}");
+    }
+    assert!(
+        rows[1].contains("paid") && rows[1].contains("0.5"),
+        "{}",
+        rows[1]
+    );
+    assert!(rows[0].contains(" new "), "{}", rows[0]);
 }

@@ -295,3 +295,93 @@ impl PaymentService {
 pub fn eip681(token: &str, chain_id: u64, to: &str, amount: u128) -> String {
     format!("ethereum:{token}@{chain_id}/transfer?address={to}&uint256={amount}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{BlockRef, ScanBatch, StoreResult, Transfer};
+    use async_trait::async_trait;
+
+    /// A store whose every call fails, as an unreachable database does.
+    struct DownStore;
+
+    fn down<T>() -> StoreResult<T> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+
+    #[async_trait]
+    impl Store for DownStore {
+        async fn claim(
+            &self,
+            _: NewPayment,
+            _: &(dyn Fn(u32) -> Result<String, String> + Send + Sync),
+        ) -> StoreResult<(Payment, bool)> {
+            down()
+        }
+        async fn payment(&self, _: &str) -> StoreResult<Option<Payment>> {
+            down()
+        }
+        async fn payment_by_contract(&self, _: &[u8; 32]) -> StoreResult<Option<Payment>> {
+            down()
+        }
+        async fn watched_addresses(&self) -> StoreResult<Vec<(String, String)>> {
+            Ok(Vec::new())
+        }
+        async fn apply_scan(&self, _: ScanBatch) -> StoreResult<Vec<StateChange>> {
+            down()
+        }
+        async fn refresh(&self, _: u64, _: u64, _: u64) -> StoreResult<Vec<StateChange>> {
+            down()
+        }
+        async fn revert_to(&self, _: u64, _: u64, _: u64, _: u64) -> StoreResult<Vec<StateChange>> {
+            down()
+        }
+        async fn checkpoint(&self, _: u64) -> StoreResult<Option<BlockRef>> {
+            down()
+        }
+        async fn recent_blocks(&self, _: u64, _: usize) -> StoreResult<Vec<BlockRef>> {
+            down()
+        }
+        async fn transfers_of(&self, _: &str) -> StoreResult<Vec<Transfer>> {
+            down()
+        }
+        async fn all_payments(&self) -> StoreResult<Vec<Payment>> {
+            down()
+        }
+    }
+
+    fn cfg() -> Config {
+        let text = "[server]\npublic_url = \"https://x.example\"\nupstream = \"127.0.0.1:1\"\n[secrets]\nreceipt_key_env = \"K\"\n";
+        crate::config::parse(std::path::Path::new("t"), text, &|_| Some("00".repeat(32))).unwrap()
+    }
+
+    // Rules out: an unreachable store being read as "not paid" or as "paid".
+    #[tokio::test]
+    async fn store_outage_is_an_error_not_an_answer() {
+        let cfg = cfg();
+        let derive: Derive = Arc::new(|i| Ok(format!("0x{i:040x}")));
+        let svc = PaymentService::new(&cfg, Arc::new(DownStore), derive)
+            .await
+            .unwrap();
+        assert!(svc.paid_fact(&[7u8; 32]).await.is_err());
+        let keys = Keys::derive(&cfg.secrets.receipt_key);
+        let route = cfg.routes.lookup("/x");
+        assert!(route.is_none());
+        // A claim cannot be made either (it would need the store's atomic index).
+        let offer_route = crate::config::Route {
+            pattern: "/x".into(),
+            methods: None,
+            price: crate::amount::Amount(1),
+            summary: "x".into(),
+            scope: crate::config::Scope::Resource,
+            access_ttl_secs: 60,
+            confirmations: 1,
+        };
+        let offer = Offer::mint(&cfg, &keys, &offer_route, "/x", [1; 16], 100);
+        let err = svc
+            .claim(&cfg, &keys, &offer.token, None, 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClaimError::Store(_)), "{err:?}");
+    }
+}
