@@ -796,6 +796,118 @@ pub mod checks {
         assert_eq!(next.derivation_index, 1);
         assert_ne!(next.address, paid.address);
     }
+
+    /// Rules out: a paid payment whose postback is never queued, queued twice, or
+    /// queued before it is paid.
+    pub async fn paid_payment_queues_exactly_one_postback(store: Arc<dyn Store>) {
+        let p = claim(&*store, due(1, Some(1), 100, 2, 1000)).await;
+        let mut quiet = due(2, Some(2), 100, 1, 1000);
+        quiet.postback_url = None;
+        let q = claim(&*store, quiet).await;
+        store
+            .apply_scan(batch(
+                vec![
+                    transfer(1, 0, 10, &p.address, 100),
+                    transfer(2, 0, 10, &q.address, 100),
+                ],
+                10,
+                10,
+                100,
+            ))
+            .await
+            .unwrap();
+        // Confirming: nothing queued yet (q needs 1 confirmation and is paid, but has no URL).
+        assert!(store.due_deliveries(u64::MAX, 10).await.unwrap().is_empty());
+        store.refresh(CHAIN, 11, 110).await.unwrap();
+        let due_now = store.due_deliveries(110, 10).await.unwrap();
+        assert_eq!(due_now.len(), 1);
+        let d = &due_now[0];
+        assert_eq!(d.payment_id, p.id);
+        assert_eq!(d.url, "https://shop.example/postback/1");
+        assert_eq!(d.attempts, 0);
+        let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+        assert_eq!(body["id"], p.id.as_str());
+        assert_eq!(body["data"], serde_json::json!({"order": 1}));
+        assert_eq!(body["amount"], "0.000001");
+        assert_eq!(body["paid_at"], 110);
+        assert!(body["tx_hash"].is_string());
+        // More refreshes never queue it again.
+        store.refresh(CHAIN, 20, 200).await.unwrap();
+        assert_eq!(store.deliveries(10).await.unwrap().len(), 1);
+    }
+
+    /// Rules out: retries under a new id, lost failures, or a redelivery that
+    /// cannot be triggered.
+    pub async fn delivery_attempts_keep_one_id(store: Arc<dyn Store>) {
+        let p = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        store
+            .apply_scan(batch(
+                vec![transfer(1, 0, 10, &p.address, 100)],
+                10,
+                10,
+                100,
+            ))
+            .await
+            .unwrap();
+        let d = store.due_deliveries(100, 10).await.unwrap().remove(0);
+        for i in 1..=3u64 {
+            store
+                .record_attempt(
+                    &d.id,
+                    100 + i,
+                    tollgate::store::AttemptOutcome::Failed {
+                        error: format!("HTTP 500 #{i}"),
+                        retry_at: Some(100 + 10 * i),
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(store
+                .due_deliveries(100 + 10 * i - 1, 10)
+                .await
+                .unwrap()
+                .is_empty());
+            let again = store.due_deliveries(100 + 10 * i, 10).await.unwrap();
+            assert_eq!(again.len(), 1);
+            assert_eq!(again[0].id, d.id);
+            assert_eq!(again[0].body, d.body);
+            assert_eq!(again[0].attempts, i as u32);
+            assert_eq!(
+                again[0].last_error.as_deref(),
+                Some(format!("HTTP 500 #{i}").as_str())
+            );
+        }
+        store
+            .record_attempt(&d.id, 200, tollgate::store::AttemptOutcome::Delivered)
+            .await
+            .unwrap();
+        assert!(store.due_deliveries(u64::MAX, 10).await.unwrap().is_empty());
+        let listed = store.deliveries(10).await.unwrap();
+        assert_eq!((listed[0].attempts, listed[0].delivered_at), (4, Some(200)));
+        assert!(store.redeliver(&d.id, 300).await.unwrap());
+        assert_eq!(store.due_deliveries(300, 10).await.unwrap()[0].id, d.id);
+        assert!(!store.redeliver("dlv_unknown", 300).await.unwrap());
+    }
+
+    /// Rules out: a queued postback dying with the process.
+    pub async fn pending_postback_survives_reopen(backend: &dyn Backend) {
+        let store = backend.open().await;
+        let p = claim(&*store, due(1, Some(1), 100, 1, 1000)).await;
+        store
+            .apply_scan(batch(
+                vec![transfer(1, 0, 10, &p.address, 100)],
+                10,
+                10,
+                100,
+            ))
+            .await
+            .unwrap();
+        let before = store.due_deliveries(100, 10).await.unwrap();
+        assert_eq!(before.len(), 1);
+        drop(store);
+        let store = backend.open().await;
+        assert_eq!(store.due_deliveries(100, 10).await.unwrap(), before);
+    }
 }
 
 /// A SQLite database in a unique temporary file, removed (with its WAL files)
@@ -867,7 +979,15 @@ sqlite_checks!(
     unknown_addresses_are_ignored,
     address_match_ignores_case,
     large_amounts_are_exact,
+    paid_payment_queues_exactly_one_postback,
+    delivery_attempts_keep_one_id,
 );
+
+#[tokio::test]
+async fn pending_postback_survives_reopen() {
+    let db = SqliteFile::new("pending_postback_survives_reopen");
+    checks::pending_postback_survives_reopen(&db).await;
+}
 
 #[tokio::test]
 async fn checkpoint_and_recent_blocks_survive_reopen() {

@@ -348,6 +348,27 @@ mod tests {
         async fn all_payments(&self) -> StoreResult<Vec<Payment>> {
             down()
         }
+        async fn due_deliveries(
+            &self,
+            _: u64,
+            _: usize,
+        ) -> StoreResult<Vec<crate::store::Delivery>> {
+            down()
+        }
+        async fn record_attempt(
+            &self,
+            _: &str,
+            _: u64,
+            _: crate::store::AttemptOutcome,
+        ) -> StoreResult<()> {
+            down()
+        }
+        async fn deliveries(&self, _: usize) -> StoreResult<Vec<crate::store::Delivery>> {
+            down()
+        }
+        async fn redeliver(&self, _: &str, _: u64) -> StoreResult<bool> {
+            down()
+        }
     }
 
     fn cfg() -> Config {

@@ -157,6 +157,43 @@ pub struct StateChange {
     pub from: PaymentState,
 }
 
+/// A postback in the durable outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Stable delivery id (sent as `X-Tollgate-Delivery`; receivers de-duplicate by it).
+    pub id: String,
+    /// The paid payment.
+    pub payment_id: PaymentId,
+    /// Where it goes.
+    pub url: String,
+    /// The exact JSON body (signed at each attempt).
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// UNIX seconds: when it was queued (with the payment turning paid).
+    pub created_at: u64,
+    /// UNIX seconds: the next attempt; `None` once delivered or given up.
+    pub next_attempt_at: Option<u64>,
+    /// UNIX seconds: when a 2xx reply was received.
+    pub delivered_at: Option<u64>,
+    /// The last failure, for the merchant.
+    pub last_error: Option<String>,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Failed; try again at `retry_at`, or give up when `None`.
+    Failed {
+        /// What went wrong (no secrets).
+        error: String,
+        /// Next attempt, UNIX seconds.
+        retry_at: Option<u64>,
+    },
+}
+
 /// The durable store. Implementations must make every method atomic.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -212,4 +249,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every payment, by derivation index (for `tollgate addresses --used`).
     async fn all_payments(&self) -> StoreResult<Vec<Payment>>;
+
+    /// Postbacks whose next attempt is due at `now`, oldest first.
+    /// (They are queued by the same transaction that marks a payment with a
+    /// `postback_url` paid, so a paid payment's postback can never be lost.)
+    async fn due_deliveries(&self, now: u64, limit: usize) -> StoreResult<Vec<Delivery>>;
+
+    /// Records one attempt's outcome.
+    async fn record_attempt(&self, id: &str, now: u64, outcome: AttemptOutcome) -> StoreResult<()>;
+
+    /// The most recent deliveries, newest first (for the admin listener).
+    async fn deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
+
+    /// Schedules delivery `id` again at `now` (same id, same body); false when unknown.
+    async fn redeliver(&self, id: &str, now: u64) -> StoreResult<bool>;
 }

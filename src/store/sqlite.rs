@@ -26,8 +26,8 @@ use crate::amount::Amount;
 use crate::payments::state::{evaluate, Credit, PaymentState, Terms};
 
 use super::{
-    BlockRef, NewPayment, Payment, PaymentId, ScanBatch, StateChange, Store, StoreError,
-    StoreResult, Transfer,
+    AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, PaymentId, ScanBatch, StateChange,
+    Store, StoreError, StoreResult, Transfer,
 };
 
 /// The schema migrations, in order. Migration `i` moves `PRAGMA user_version`
@@ -97,6 +97,21 @@ pub const MIGRATIONS: &[&str] = &[
         hash     TEXT NOT NULL
     );
     ",
+    // 2: the postback outbox, written in the transaction that marks a payment paid.
+    r#"
+    CREATE TABLE deliveries (
+        id              TEXT PRIMARY KEY,
+        payment_id      TEXT NOT NULL UNIQUE REFERENCES payments(id),
+        url             TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        next_attempt_at INTEGER,
+        delivered_at    INTEGER,
+        last_error      TEXT
+    );
+    CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+    "#,
 ];
 
 /// How many block hashes are remembered per chain (the reorg walk-back window).
@@ -611,6 +626,9 @@ fn reevaluate(
             after.paid_at.map(U64),
         ])
         .db()?;
+        if after.state.unlocks() && !before.state.unlocks() {
+            queue_postback(c, &after, now)?;
+        }
         if after.state != before.state {
             changes.push(StateChange {
                 payment: after,
@@ -620,6 +638,53 @@ fn reevaluate(
     }
     Ok(changes)
 }
+
+/// Queues the postback of a payment that just became paid (same transaction).
+/// A payment gets one delivery, ever: a reorg that takes it back and a second
+/// payment keep the first delivery id.
+fn queue_postback(c: &Connection, p: &Payment, now: u64) -> StoreResult<()> {
+    let Some(url) = &p.postback_url else {
+        return Ok(());
+    };
+    let data: serde_json::Value = p
+        .data
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let body = serde_json::json!({
+        "id": p.id,
+        "data": data,
+        "tx_hash": p.tx_hash,
+        "amount": p.amount.to_decimal(8),
+        "paid_at": p.paid_at,
+    })
+    .to_string();
+    c.prepare_cached(
+        "INSERT INTO deliveries (id, payment_id, url, body, created_at, next_attempt_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(payment_id) DO NOTHING",
+    )
+    .db()?
+    .execute(params![format!("dlv_{}", p.id), p.id, url, body, U64(now)])
+    .db()?;
+    Ok(())
+}
+
+fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        payment_id: r.get(1)?,
+        url: r.get(2)?,
+        body: r.get(3)?,
+        attempts: r.get(4)?,
+        created_at: u64_col(r, 5)?,
+        next_attempt_at: opt_u64_col(r, 6)?,
+        delivered_at: opt_u64_col(r, 7)?,
+        last_error: r.get(8)?,
+    })
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, payment_id, url, body, attempts, created_at, next_attempt_at, delivered_at, last_error";
 
 /// The hash of the transfer that completes `amount` in chain order (the order
 /// [`evaluate`] uses; `stored` is already in it), else of the first transfer.
@@ -854,6 +919,77 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(|s| s.transfer)
                 .collect())
+        })
+        .await
+    }
+
+    async fn due_deliveries(&self, now: u64, limit: usize) -> StoreResult<Vec<Delivery>> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE next_attempt_at IS NOT NULL \
+                     AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2"
+                ))
+                .db()?;
+            let rows = st
+                .query_map(
+                    params![U64(now.min(i64::MAX as u64)), limit as i64],
+                    delivery_from_row,
+                )
+                .db()?;
+            rows.map(|r| r.db()).collect()
+        })
+        .await
+    }
+
+    async fn record_attempt(&self, id: &str, now: u64, outcome: AttemptOutcome) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |c| {
+            match outcome {
+                AttemptOutcome::Delivered => c
+                    .prepare_cached(
+                        "UPDATE deliveries SET attempts = attempts + 1, delivered_at = ?2, \
+                         next_attempt_at = NULL, last_error = NULL WHERE id = ?1",
+                    )
+                    .db()?
+                    .execute(params![id, U64(now)])
+                    .db()?,
+                AttemptOutcome::Failed { error, retry_at } => c
+                    .prepare_cached(
+                        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?2, \
+                         last_error = ?3 WHERE id = ?1",
+                    )
+                    .db()?
+                    .execute(params![id, retry_at.map(U64), error])
+                    .db()?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    async fn deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
+        self.run(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries ORDER BY created_at DESC, id LIMIT ?1"
+                ))
+                .db()?;
+            let rows = st.query_map(params![limit as i64], delivery_from_row).db()?;
+            rows.map(|r| r.db()).collect()
+        })
+        .await
+    }
+
+    async fn redeliver(&self, id: &str, now: u64) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1")
+                .db()?
+                .execute(params![id, U64(now)])
+                .db()?;
+            Ok(n == 1)
         })
         .await
     }
