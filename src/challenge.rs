@@ -168,13 +168,42 @@ fn render_page(offer: &Offer, urls: &ChallengeUrls, hash: &str, kind: PageKind) 
             ("resource", &html_escape(&t.resource)),
             ("contract_url", &html_escape(&urls.contract_url)),
             ("contract_hash", hash),
-            ("deadline", &t.pay_deadline.to_string()),
+            ("deadline_iso", &iso_utc(t.pay_deadline)),
+            (
+                "deadline_human",
+                &iso_utc(t.pay_deadline)
+                    .replace('T', " ")
+                    .replace('Z', " UTC"),
+            ),
+            ("resource_js", &js_string(&t.resource)),
             ("instructions", &instructions),
             ("links", &links),
             ("pay_url", &html_escape(&urls.pay_url)),
             ("contract_token", &html_escape(&offer.token)),
             ("fulfillment_path", &js_string(&fulfillment_path(t))),
         ],
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for UNIX seconds (proleptic Gregorian, UTC).
+pub fn iso_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (H. Hinnant): days since 1970-01-01 to year/month/day.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
     )
 }
 
@@ -228,4 +257,26 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso_utc(1_795_926_816), "2026-11-29T04:33:36Z");
+        assert_eq!(iso_utc(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn placeholders_are_single_pass() {
+        assert_eq!(
+            render("a{{x}}b{{y}}", &[("x", "{{y}}"), ("y", "1")]),
+            "a{{y}}b1"
+        );
+        assert_eq!(render("{{unknown}}", &[]), "{{unknown}}");
+    }
 }

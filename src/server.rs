@@ -20,10 +20,13 @@ use crate::chain::watcher::Watcher;
 use crate::chain::xpub::AccountXpub;
 use crate::clock::SystemClock;
 use crate::config::{Config, StoreBackend};
+use crate::gateway::{GatewayApp, Listener};
 use crate::payments::service::{Derive, PaymentService};
+use crate::postback::sender::Sender;
 use crate::proxy::Tollgate;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
+use pingora::services::listening::Service;
 
 /// Replaces a port-0 listen address by a concrete free port.
 pub fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
@@ -36,14 +39,21 @@ pub fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
 
 /// Runs tollgate until a signal stops it. Never returns.
 pub fn run(mut cfg: Config) -> ! {
-    let listen = match resolve_port(cfg.server.listen) {
+    let resolve = |a: SocketAddr| match resolve_port(a) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("tollgate: cannot listen on {}: {e}", cfg.server.listen);
+            eprintln!("tollgate: cannot listen on {a}: {e}");
             std::process::exit(1);
         }
     };
+    let listen = resolve(cfg.server.listen);
     cfg.server.listen = listen;
+    if let Some(a) = cfg.admin.as_mut() {
+        a.listen = resolve(a.listen);
+    }
+    if let Some(g) = cfg.gateway.as_mut() {
+        g.listen = resolve(g.listen);
+    }
     let conf = ServerConf {
         threads: cfg.server.threads,
         grace_period_seconds: Some(cfg.server.grace_period_secs),
@@ -73,6 +83,33 @@ pub fn run(mut cfg: Config) -> ! {
         pingora::proxy::http_proxy_service(&server.configuration, Tollgate::new(app.clone()));
     proxy.add_tcp(&listen.to_string());
     server.add_service(proxy);
+    if let Some(payments) = &payments {
+        let listeners = [
+            (
+                app.cfg.admin.as_ref().map(|a| a.listen),
+                Listener::Admin,
+                "admin",
+            ),
+            (
+                app.cfg.gateway.as_ref().map(|g| g.listen),
+                Listener::Gateway,
+                "gateway",
+            ),
+        ];
+        for (addr, kind, name) in listeners {
+            if let Some(addr) = addr {
+                let mut svc = Service::new(
+                    format!("tollgate {name}"),
+                    GatewayApp::new(app.clone(), payments.clone(), kind),
+                );
+                svc.add_tcp(&addr.to_string());
+                server.add_service(svc);
+            }
+        }
+        if let Some(sender) = Sender::new(app.clone(), payments.clone()) {
+            server.add_service(background_service("postback sender", sender));
+        }
+    }
     if let (Some(payments), Some(rpc)) = (payments, rpc) {
         match Watcher::new(app.clone(), payments, rpc) {
             Ok(w) => {
@@ -117,6 +154,31 @@ pub fn start_payments(cfg: &Config) -> Result<(Option<Arc<PaymentService>>, Opti
     Ok((Some(Arc::new(svc)), Some(rpc)))
 }
 
+/// Waits until `listen` accepts connections; returns the address probed.
+async fn wait_listening(listen: SocketAddr) -> Option<SocketAddr> {
+    let probe = if listen.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+    } else {
+        listen
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok = tokio::task::spawn_blocking(move || {
+            TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            return Some(probe);
+        }
+        if Instant::now() > deadline {
+            tracing::error!(%listen, "listener did not come up");
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Prints `tollgate ready: public http://ADDR` once the public listener accepts.
 struct Announcer {
     app: Arc<App>,
@@ -125,33 +187,24 @@ struct Announcer {
 #[async_trait]
 impl BackgroundService for Announcer {
     async fn start(&self, _shutdown: ShutdownWatch) {
-        let listen = self.app.cfg.server.listen;
-        let probe = if listen.ip().is_unspecified() {
-            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
-        } else {
-            listen
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = tokio::task::spawn_blocking(move || {
-                TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok()
-            })
-            .await
-            .unwrap_or(false);
-            if ok {
-                let cfg = &self.app.cfg;
-                println!(
-                    "tollgate ready: public http://{probe} (public_url {}) -> origin {}",
-                    cfg.server.public_url, cfg.server.upstream_name
-                );
-                let _ = std::io::stdout().flush();
-                return;
+        let cfg = &self.app.cfg;
+        // The side listeners first: the public line means "everything is up".
+        if let Some(a) = &cfg.admin {
+            if let Some(p) = wait_listening(a.listen).await {
+                println!("tollgate ready: admin http://{p}");
             }
-            if Instant::now() > deadline {
-                tracing::error!(%listen, "public listener did not come up");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        if let Some(g) = &cfg.gateway {
+            if let Some(p) = wait_listening(g.listen).await {
+                println!("tollgate ready: gateway http://{p}");
+            }
+        }
+        if let Some(p) = wait_listening(cfg.server.listen).await {
+            println!(
+                "tollgate ready: public http://{p} (public_url {}) -> origin {}",
+                cfg.server.public_url, cfg.server.upstream_name
+            );
+        }
+        let _ = std::io::stdout().flush();
     }
 }

@@ -278,3 +278,45 @@ pub struct WebMonetizationFile {
     #[serde(default)]
     pub inject_link: Vec<String>,
 }
+
+/// `[postback]`: how postbacks to shops are delivered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostbackFile {
+    /// Networks postbacks may reach even though they are loopback/private/link-local
+    /// (e.g. `["127.0.0.1/32"]` for a shop on the same host). Default: none.
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+    /// Per-attempt timeout.
+    #[serde(default = "default_postback_timeout")]
+    pub timeout: String,
+    /// How long failed deliveries are retried.
+    #[serde(default = "default_retry_for")]
+    pub retry_for: String,
+    /// The first retry delay; it doubles per attempt up to one hour (`ms` allowed).
+    #[serde(default = "default_retry_base")]
+    pub retry_base: String,
+}
+
+fn default_retry_base() -> String {
+    "5s".into()
+}
+
+impl Default for PostbackFile {
+    fn default() -> Self {
+        PostbackFile {
+            allow_networks: Vec::new(),
+            timeout: default_postback_timeout(),
+            retry_for: default_retry_for(),
+            retry_base: default_retry_base(),
+        }
+    }
+}
+
+fn default_postback_timeout() -> String {
+    "10s".into()
+}
+
+fn default_retry_for() -> String {
+    "24h".into()
+}

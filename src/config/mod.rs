@@ -99,6 +99,7 @@ pub fn parse(
         "product",
         "basket",
         "web_monetization",
+        "postback",
     ];
     for key in table.keys() {
         if !SECTIONS.contains(&key.as_str()) {
@@ -119,6 +120,7 @@ pub fn parse(
     let products: Vec<Option<file::ProductFile>> = v.array(&table, "product");
     let basket: Option<file::BasketFile> = v.section(&table, "basket");
     let wm: Option<file::WebMonetizationFile> = v.section(&table, "web_monetization");
+    let postback: Option<file::PostbackFile> = v.section(&table, "postback");
 
     if !table.contains_key("server") {
         v.problem("server", "missing section [server]");
@@ -137,6 +139,21 @@ pub fn parse(
     let products = v.products(products, chain.decimals);
     let basket = v.basket(basket, chain.decimals);
     let web_monetization = wm.and_then(|w| v.web_monetization(w));
+    let postback = v.postback(postback.unwrap_or_default());
+    let payments_on = chain.xpub.is_some() && !chain.rpc_urls.is_empty();
+    for (key, on) in [("admin", admin.is_some()), ("gateway", gateway.is_some())] {
+        if on && !payments_on {
+            v.problem(key, "needs payments: set [chain] rpc_urls and xpub");
+        }
+    }
+    if (admin.is_some() || gateway.is_some())
+        && secrets.as_ref().is_some_and(|s| s.postback_key.is_none())
+    {
+        v.problem(
+            "secrets.postback_key_env",
+            "required with [admin] or [gateway]: postbacks are always signed (>= 32 bytes, hex or base64)",
+        );
+    }
 
     if !v.problems.is_empty() {
         return Err(Problems(v.problems));
@@ -155,6 +172,7 @@ pub fn parse(
             products,
             basket,
             web_monetization,
+            postback,
         }),
         _ => Err(Problems(vec![Problem {
             file: path.to_path_buf(),
@@ -845,6 +863,39 @@ impl Validator {
             wallet_address: w.wallet_address,
             inject_link: w.inject_link,
         })
+    }
+}
+
+impl Validator {
+    fn postback(&mut self, p: file::PostbackFile) -> Postback {
+        let mut allow_networks = Vec::new();
+        for (i, c) in p.allow_networks.iter().enumerate() {
+            match c.parse::<ipnet::IpNet>() {
+                Ok(n) => allow_networks.push(n),
+                Err(_) => self.problem(
+                    &format!("postback.allow_networks[{i}]"),
+                    &format!("{c:?} is not a CIDR network like \"127.0.0.1/32\""),
+                ),
+            }
+        }
+        Postback {
+            allow_networks,
+            timeout_secs: self.duration("postback.timeout", &p.timeout).unwrap_or(10),
+            retry_for_secs: self
+                .duration("postback.retry_for", &p.retry_for)
+                .unwrap_or(86_400),
+            retry_base_ms: match parse_duration_ms(&p.retry_base) {
+                Ok(ms) if ms > 0 => ms,
+                Ok(_) => {
+                    self.problem("postback.retry_base", "must be longer than zero");
+                    5000
+                }
+                Err(e) => {
+                    self.problem("postback.retry_base", &e);
+                    5000
+                }
+            },
+        }
     }
 }
 

@@ -40,6 +40,21 @@ pub struct Config {
     pub basket: Option<Basket>,
     /// `[web_monetization]`.
     pub web_monetization: Option<WebMonetization>,
+    /// `[postback]`.
+    pub postback: Postback,
+}
+
+/// `[postback]`.
+#[derive(Debug, Clone)]
+pub struct Postback {
+    /// Private/loopback networks postbacks may nevertheless reach.
+    pub allow_networks: Vec<IpNet>,
+    /// Per-attempt timeout in seconds.
+    pub timeout_secs: u64,
+    /// Retry window in seconds.
+    pub retry_for_secs: u64,
+    /// First retry delay in milliseconds.
+    pub retry_base_ms: u64,
 }
 
 /// `[server]`.
@@ -264,12 +279,6 @@ impl Config {
                 ),
             })
         };
-        if self.admin.is_some() {
-            add("admin", "the admin listener");
-        }
-        if self.gateway.is_some() {
-            add("gateway", "the 0xbtcpay-compatible gateway");
-        }
         if matches!(self.store.backend, StoreBackend::Postgres(_)) {
             add("store.url", "the PostgreSQL store");
         }

@@ -2,7 +2,7 @@
 //! the core that take a parsed request and return a [`Reply`]. They never reach
 //! the origin.
 
-mod pay;
+pub mod pay;
 
 use std::net::IpAddr;
 
@@ -71,7 +71,8 @@ pub async fn handle(app: &App, req: &EndpointRequest<'_>) -> Reply {
     }
 }
 
-fn is_pid(s: &str) -> bool {
+/// True for a well-formed payment id (16 lowercase hex).
+pub fn is_pid(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 

@@ -259,6 +259,21 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
             )
             .with_header("Set-Cookie", cookie)
         }
+        Err(state) if is_form(req) => Reply::html(
+            409,
+            page(
+                "Not paid yet",
+                &format!(
+                    "<h1>Not paid yet</h1><p>State: <strong>{}</strong>. Received {} of {} 0xBTC.</p>\
+                     <p><a href=\"{}/{}/status\">Watch the payment status</a>, then press the unlock button again.</p>",
+                    state.as_str(),
+                    html_escape(&p.received.to_decimal(app.cfg.chain.decimals)),
+                    html_escape(&p.amount.to_decimal(app.cfg.chain.decimals)),
+                    html_escape(&format!("{}{}", app.cfg.server.public_url, app.cfg.server.pay_prefix)),
+                    html_escape(&p.id),
+                ),
+            ),
+        ),
         Err(state) => {
             let msg = match state {
                 PaymentState::Seen | PaymentState::Confirming => {
@@ -281,6 +296,17 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
     }
 }
 
+const STYLE: &str = "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}\
+main{border:1px solid #d0d0d5;border-radius:12px;padding:1.5rem}code{word-break:break-all}\
+button{background:#f7931a;color:#fff;border:0;border-radius:8px;padding:.6rem 1.2rem;font-size:1rem}</style>";
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>{STYLE}</head><body><main>{body}</main></body></html>",
+        html_escape(title)
+    )
+}
+
 /// `GET /{id}/status`: a self-refreshing HTML status page (works without JavaScript).
 pub async fn status_page(app: &App, pid: &str) -> Reply {
     let p = match load(app, pid).await {
@@ -296,9 +322,9 @@ pub async fn status_page(app: &App, pid: &str) -> Reply {
     Reply::html(
         200,
         format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}<title>Payment {id}</title></head>\
-             <body><h1>Payment {id}</h1><p>State: <strong id=\"state\">{state}</strong></p>\
-             <p>Received {received} of {amount} 0xBTC at <code>{addr}</code>; confirmations {c}/{rc}.</p></body></html>",
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}<title>Payment {id}</title>{STYLE}</head>\
+             <body><main><h1>Payment {id}</h1><p>State: <strong id=\"state\">{state}</strong></p>\
+             <p>Received {received} of {amount} 0xBTC at <code>{addr}</code>; confirmations {c}/{rc}.</p></main></body></html>",
             id = html_escape(&p.id),
             state = s.state,
             received = html_escape(&s.received),
@@ -316,15 +342,16 @@ fn instructions_page(app: &App, p: &Payment, claim_token: &str, uri: &str, base:
     Reply::html(
         200,
         format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Pay {amount} 0xBTC</title></head><body>\
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Pay {amount} 0xBTC</title>{STYLE}</head><body><main>\
              <h1>Send {amount} 0xBTC</h1>\
              <p>To <code id=\"address\">{addr}</code> (token <code>{token}</code>, chain {chain}).</p>\
+             <p><img src=\"{base}/{id}/qr.svg\" alt=\"EIP-681 payment QR code\" width=\"220\" height=\"220\"></p>\
              <p><a href=\"{uri}\">Open in wallet</a> · <a href=\"{base}/{id}/status\">Payment status</a></p>\
              <form method=\"post\" action=\"{base}/{id}/receipt\">\
              <input type=\"hidden\" name=\"claim_token\" value=\"{ct}\">\
              <button type=\"submit\">I have paid: unlock</button></form>\
              <p>Keep this page: the button works again later (another device, after your cookie is gone).</p>\
-             </body></html>",
+             </main></body></html>",
             addr = html_escape(&p.address),
             token = html_escape(&app.cfg.chain.token),
             chain = app.cfg.chain.chain_id,

@@ -197,6 +197,49 @@ impl PaymentService {
         })
     }
 
+    /// Creates a gateway payment (no contract): a random 16-hex id, the next index.
+    /// `data` is stored as JSON text; `postback_url` must already be checked.
+    pub async fn start_payment(
+        &self,
+        cfg: &Config,
+        amount: crate::amount::Amount,
+        data: Option<&serde_json::Value>,
+        postback_url: Option<&str>,
+        now: u64,
+    ) -> Result<Payment, StoreError> {
+        let mut last = StoreError::Conflict("no id".into());
+        for _ in 0..4 {
+            let mut id = [0u8; 8];
+            getrandom::getrandom(&mut id)
+                .map_err(|e| StoreError::Unavailable(format!("rng: {e}")))?;
+            let new = NewPayment {
+                id: hex::encode(id),
+                contract_hash: None,
+                contract_token: None,
+                scope: None,
+                amount,
+                required_confirmations: cfg.chain.confirmations,
+                access_ttl_secs: cfg.payments.access_ttl_secs,
+                created_at: now,
+                expires_at: now.saturating_add(cfg.payments.expiry_secs),
+                data: data.map(|d| d.to_string()),
+                postback_url: postback_url.map(str::to_string),
+            };
+            let derive = |i: u32| (self.derive)(i);
+            match self.store.claim(new, &derive).await {
+                Ok((payment, _)) => {
+                    if let Ok(mut w) = self.watched.write() {
+                        w.insert(payment.address.to_ascii_lowercase());
+                    }
+                    return Ok(payment);
+                }
+                Err(StoreError::Conflict(e)) => last = StoreError::Conflict(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
     /// Is the contract `hash` paid? Cache first, then the store (a paid answer is
     /// cached). `Err` means the store is unreachable: the caller fails closed.
     pub async fn paid_fact(&self, hash: &[u8; 32]) -> Result<Option<PaidFact>, StoreError> {

@@ -46,6 +46,10 @@ impl Drop for TempDir {
 pub struct Tollgate {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The admin listener, when configured.
+    pub admin: Option<SocketAddr>,
+    /// The gateway listener, when configured.
+    pub gateway: Option<SocketAddr>,
     pub dir: Option<TempDir>,
     pub stderr_path: PathBuf,
     /// Set after `kill9`: Drop has nothing left to stop.
@@ -94,23 +98,37 @@ impl Tollgate {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("tollgate ready: public http://") {
-                    let addr = rest.split_whitespace().next().unwrap().to_string();
-                    let _ = tx.send(addr);
+                if let Some(rest) = line.strip_prefix("tollgate ready: ") {
+                    let mut words = rest.split_whitespace();
+                    let kind = words.next().unwrap_or("").to_string();
+                    let addr = words
+                        .next()
+                        .unwrap_or("")
+                        .trim_start_matches("http://")
+                        .to_string();
+                    let _ = tx.send((kind, addr));
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a.parse().unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                panic!("tollgate did not become ready; stderr:\n{err}");
+        let (mut admin, mut gateway) = (None, None);
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok((kind, a)) if kind == "public" => break a.parse().unwrap(),
+                Ok((kind, a)) if kind == "admin" => admin = Some(a.parse().unwrap()),
+                Ok((kind, a)) if kind == "gateway" => gateway = Some(a.parse().unwrap()),
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                    panic!("tollgate did not become ready; stderr:\n{err}");
+                }
             }
         };
         Tollgate {
             child,
             addr,
+            admin,
+            gateway,
             dir: None,
             stderr_path,
             killed: false,

@@ -1,0 +1,348 @@
+//! The paywall in a real browser: Debian's headless Chromium, driven by
+//! `tests/browser/paywall.mjs` (playwright-core from npm, no browser download),
+//! against the real tollgate binary, a real origin and anvil with Test 0xBTC.
+//!
+//! With JavaScript: 402 paywall → "Get payment address" → live address, amount and
+//! QR → we pay on chain → the page polls, fetches the receipt (cookie) and opens the
+//! resource from the origin → a new tab replays the cookie → a fresh context still
+//! gets the paywall. Without JavaScript: the form POST gives the instructions page →
+//! we pay → its status page says paid → "I have paid: unlock" → the resource.
+//!
+//! The node script and this test talk in lines (see the script's header): it prints
+//! what it sees, we answer `PAID` once the transfer has its confirmations.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::Address;
+use coins_bip32::enc::{MainnetEncoder, XKeyEncoder};
+use coins_bip32::primitives::Hint;
+use coins_bip32::xkeys::XPriv;
+use coins_bip39::{English, Mnemonic};
+use support::chain::{Anvil, DECIMALS, DEV_MNEMONIC, ONE_TOKEN};
+use support::origin::Origin;
+use support::{TempDir, Tollgate, TEST_KEY};
+
+const CHAIN_ID: u64 = 31337;
+const RESOURCE: &str = "/movies/big-buck-bunny.html";
+const SUMMARY: &str = "Movie /movies/big-buck-bunny.html";
+const PRICE: &str = "0.5";
+
+/// Launching Chromium and loading the first page.
+const FIRST_LINE: Duration = Duration::from_secs(90);
+/// Any later step (the script bounds its own steps more tightly).
+const NEXT_LINE: Duration = Duration::from_secs(60);
+
+/// The merchant's account xpub: m/44'/60'/1'/0 of the dev mnemonic, so receiving
+/// addresses are distinct from anvil's funded dev accounts.
+fn merchant_xpub() -> String {
+    let m: Mnemonic<English> = Mnemonic::new_from_phrase(DEV_MNEMONIC).unwrap();
+    let root = XPriv::root_from_seed(&m.to_seed(None).unwrap(), Some(Hint::Legacy)).unwrap();
+    let account = root.derive_path("m/44'/60'/1'/0").unwrap();
+    MainnetEncoder::xpub_to_base58(&account.verify_key()).unwrap()
+}
+
+/// A free loopback port: the browser must reach tollgate at its `public_url`, so the
+/// port is chosen before tollgate starts and written into both `listen` and `public_url`.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A decimal 0xBTC amount ("0.5") in base units.
+fn base_units(decimal: &str) -> u128 {
+    let (whole, frac) = decimal.split_once('.').unwrap_or((decimal, ""));
+    assert!(
+        frac.len() <= DECIMALS as usize,
+        "too many decimals: {decimal}"
+    );
+    let frac = format!("{frac:0<width$}", width = DECIMALS as usize);
+    whole.parse::<u128>().unwrap() * ONE_TOKEN + frac.parse::<u128>().unwrap()
+}
+
+fn script_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// `node tests/browser/paywall.mjs …` in its own process group, stopped on drop.
+struct Browser {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    /// Every stdout line so far.
+    seen: Vec<String>,
+    screenshots: Vec<PathBuf>,
+    stderr_path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Browser {
+    fn start(url: &str) -> Browser {
+        let dir = script_dir();
+        assert!(
+            dir.join("node_modules/playwright-core/package.json")
+                .is_file(),
+            "playwright-core is not installed in {}: run scripts/install-test-deps",
+            dir.display()
+        );
+        let tmp = TempDir::new("browser");
+        let stderr_path = tmp.path().join("node-stderr.log");
+        let mut cmd = Command::new("node");
+        cmd.arg(dir.join("paywall.mjs"))
+            .args([url, SUMMARY, PRICE])
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).unwrap());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn node ({e}): run scripts/install-test-deps"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Browser {
+            child,
+            stdin,
+            lines: rx,
+            seen: Vec::new(),
+            screenshots: Vec::new(),
+            stderr_path,
+            _dir: tmp,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Panics with everything that helps: the script's lines and stderr, tollgate's stderr.
+    fn die(&self, tg: &Tollgate, why: &str) -> ! {
+        panic!(
+            "browser test failed: {why}\n\
+             --- paywall.mjs stdout ---\n{}\n\
+             --- paywall.mjs stderr ---\n{}\n\
+             --- tollgate stderr ---\n{}",
+            self.seen.join("\n"),
+            self.stderr(),
+            tg.stderr()
+        );
+    }
+
+    /// The next event line (screenshots are collected on the way), or a panic on
+    /// `FAIL`, end of output or timeout.
+    fn next(&mut self, tg: &Tollgate, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(l) => l,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.die(tg, &format!("no line from the script within {timeout:?}"))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.exit_status(Duration::from_secs(10));
+                    self.die(tg, &format!("the script ended early ({status:?})"))
+                }
+            };
+            self.seen.push(line.clone());
+            if let Some(p) = line.strip_prefix("SCREENSHOT ") {
+                eprintln!("browser screenshot: {p}");
+                self.screenshots.push(PathBuf::from(p));
+                continue;
+            }
+            if line.starts_with("FAIL") {
+                let _ = self.exit_status(Duration::from_secs(10));
+                self.die(tg, &line);
+            }
+            return line;
+        }
+    }
+
+    /// The next line, which must be `word` or start with `word `; returns the rest.
+    fn expect(&mut self, tg: &Tollgate, word: &str, timeout: Duration) -> String {
+        let line = self.next(tg, timeout);
+        if line == word {
+            return String::new();
+        }
+        match line.strip_prefix(word).and_then(|r| r.strip_prefix(' ')) {
+            Some(rest) => rest.to_string(),
+            None => self.die(tg, &format!("expected {word}, got {line:?}")),
+        }
+    }
+
+    fn say(&mut self, tg: &Tollgate, line: &str) {
+        let ok = self
+            .stdin
+            .as_mut()
+            .map(|s| writeln!(s, "{line}").and_then(|()| s.flush()).is_ok())
+            .unwrap_or(false);
+        if !ok {
+            self.die(tg, &format!("could not write {line:?} to the script"));
+        }
+    }
+
+    /// Waits (bounded) for the script to exit.
+    fn exit_status(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.stdin = None;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SIGTERM first: playwright closes Chromium (its own process group) on it.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        if self.exit_status(Duration::from_secs(10)).is_none() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .stderr(Stdio::null())
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Pays `amount` (decimal) to `address` from dev account 1 and mines two more blocks.
+async fn pay(anvil: &Anvil, token: Address, address: &str, amount: &str) -> Address {
+    let to: Address = address
+        .parse()
+        .unwrap_or_else(|e| panic!("bad address {address:?}: {e}"));
+    anvil.transfer(token, 1, to, base_units(amount)).await;
+    anvil.mine(2).await;
+    to
+}
+
+// Rules out: a paywall that works for programs but not for people — broken page
+// script, QR that does not load, a receipt cookie the browser does not keep or
+// replay, absolute URLs a browser cannot reach, a no-JavaScript path that dead-ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paywall_in_headless_chromium() {
+    let anvil = Anvil::start(CHAIN_ID);
+    let token = anvil.deploy_token().await;
+    let payer = anvil.dev_account(1).await;
+    anvil.mint(token, payer, 1000 * ONE_TOKEN).await;
+    let origin = Origin::start();
+    let port = free_port();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+upstream = "{origin}"
+threads = 2
+grace_period = "1s"
+[store]
+url = "sqlite://tollgate.db"
+[secrets]
+receipt_key_env = "TOLLGATE_TEST_KEY"
+[chain]
+rpc_urls = ["{rpc}"]
+chain_id = {CHAIN_ID}
+token = "{token}"
+confirmations = 2
+poll_interval = "100ms"
+xpub = "{xpub}"
+[payments]
+expiry = "30m"
+access_ttl = "30d"
+claim_rate = "1000/min"
+[[route]]
+path = "/movies/*"
+price = "{PRICE}"
+summary = "Movie {{path}}"
+"#,
+        origin = origin.addr,
+        rpc = anvil.rpc_url(),
+        xpub = merchant_xpub(),
+    );
+    let dir = TempDir::new("browser-tg");
+    let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
+    let want: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(
+        tg.addr, want,
+        "tollgate must listen where public_url points"
+    );
+    let url = tg.url(RESOURCE);
+
+    let mut b = Browser::start(&url);
+
+    // With JavaScript.
+    let address = b.expect(&tg, "ADDRESS", FIRST_LINE);
+    let amount = b.expect(&tg, "AMOUNT", NEXT_LINE);
+    assert_eq!(amount, PRICE);
+    let paid_js = pay(&anvil, token, &address, &amount).await;
+    b.say(&tg, "PAID");
+    b.expect(&tg, "UNLOCKED", NEXT_LINE);
+    b.expect(&tg, "REPLAYED", NEXT_LINE);
+    b.expect(&tg, "STRANGER402", NEXT_LINE);
+
+    // Without JavaScript.
+    let address = b.expect(&tg, "NOJS_ADDRESS", NEXT_LINE);
+    let amount = b.expect(&tg, "NOJS_AMOUNT", NEXT_LINE);
+    assert_eq!(amount, PRICE);
+    let paid_nojs = pay(&anvil, token, &address, &amount).await;
+    assert_ne!(paid_js, paid_nojs, "each purchase gets its own address");
+    b.say(&tg, "PAID");
+    b.expect(&tg, "NOJS_UNLOCKED", NEXT_LINE);
+    b.expect(&tg, "DONE", NEXT_LINE);
+    match b.exit_status(Duration::from_secs(30)) {
+        Some(s) if s.success() => {}
+        other => b.die(&tg, &format!("the script exited with {other:?} after DONE")),
+    }
+
+    // Shown with --nocapture: what the browser did.
+    eprintln!("--- paywall.mjs stderr ---\n{}", b.stderr());
+
+    // Three screenshots, each a PNG.
+    assert_eq!(b.screenshots.len(), 3, "{:?}", b.screenshots);
+    for p in &b.screenshots {
+        let png = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} is not a PNG",
+            p.display()
+        );
+    }
+    // Each payment received exactly the price, once.
+    assert_eq!(anvil.balance_of(token, paid_js).await, base_units(PRICE));
+    assert_eq!(anvil.balance_of(token, paid_nojs).await, base_units(PRICE));
+    // The origin served the resource exactly three times (unlocked, replayed, no-JS
+    // unlocked): never for a 402, never with tollgate's parameter.
+    let hits: Vec<String> = origin
+        .hits()
+        .into_iter()
+        .filter(|h| h.starts_with("/movies/"))
+        .collect();
+    assert_eq!(hits, vec![RESOURCE; 3], "origin hits: {:?}", origin.hits());
+}

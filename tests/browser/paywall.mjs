@@ -1,0 +1,364 @@
+// Drives Debian's headless Chromium through tollgate's paywall, for tests/browser.rs.
+//
+//   node tests/browser/paywall.mjs URL SUMMARY PRICE
+//
+// URL is a priced page on a running tollgate whose public_url is the address the
+// browser reaches it at; SUMMARY and PRICE are what its paywall must show.
+//
+// Line protocol. stdout (one event a line, nothing else is printed there):
+//   SCREENSHOT <path>           a PNG was written (paywall, live payment, no-JS page)
+//   ADDRESS <0x…> / AMOUNT <d>  the JavaScript paywall shows where to pay: pay it
+//   UNLOCKED                    the paywall noticed the payment and opened the resource
+//   REPLAYED                    a new tab in the same browser opens it (cookie replay)
+//   STRANGER402                 a fresh browser context still gets the paywall
+//   NOJS_ADDRESS / NOJS_AMOUNT  the same without JavaScript: the instructions page
+//   NOJS_UNLOCKED               "I have paid: unlock" led to the resource
+//   DONE                        all passed; exit status 0
+//   FAIL <reason>               a step failed or timed out; exit status 1
+// stdin: the driver writes `PAID` once it has paid and mined the confirmations,
+// after each ADDRESS/AMOUNT pair. Details (HTTP log, console, page errors) go to
+// stderr. Every wait is bounded; nothing sleeps for a fixed time.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const STEP_MS = 20_000; // one page load, click or check
+const PAID_MS = 30_000; // from `PAID` until the page shows the resource
+const STDIN_MS = 120_000; // the driver paying and mining
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+class Fail extends Error {}
+
+function out(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+function log(line) {
+  process.stderr.write(`${line}\n`);
+}
+
+function fail(reason) {
+  throw new Fail(reason);
+}
+
+function firstLine(e) {
+  return String((e && e.message) || e).split('\n')[0];
+}
+
+/** Runs `fn` and fails with `what` if it throws or takes longer than `ms`. */
+async function step(what, ms, fn) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Fail(`${what}: timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([fn(), timeout]);
+  } catch (e) {
+    if (e instanceof Fail) throw e;
+    log(`error in "${what}": ${e && e.stack ? e.stack : e}`);
+    throw new Fail(`${what}: ${firstLine(e)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---- stdin: lines from the driver ----------------------------------------------
+
+const input = readline.createInterface({ input: process.stdin });
+const queued = [];
+const waiting = [];
+let stdinClosed = false;
+input.on('line', (l) => {
+  const w = waiting.shift();
+  if (w) w(l);
+  else queued.push(l);
+});
+input.on('close', () => {
+  stdinClosed = true;
+  while (waiting.length) waiting.shift()(null);
+});
+
+function nextLine() {
+  if (queued.length) return Promise.resolve(queued.shift());
+  if (stdinClosed) return Promise.resolve(null);
+  return new Promise((resolve) => waiting.push(resolve));
+}
+
+async function expectInput(word) {
+  const line = await step(`waiting for ${word} on stdin`, STDIN_MS, nextLine);
+  if (line === null) fail(`stdin closed while waiting for ${word}`);
+  if (line.trim() !== word) fail(`expected ${word} on stdin, got ${JSON.stringify(line)}`);
+}
+
+// ---- pages ---------------------------------------------------------------------
+
+const pageErrors = [];
+
+/** Logs a page's traffic and console to stderr; records uncaught exceptions. */
+function watch(page, label) {
+  page.on('console', (m) => log(`[${label} console.${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => {
+    pageErrors.push(`${label}: ${firstLine(e)}`);
+    log(`[${label} pageerror] ${e && e.stack ? e.stack : e}`);
+  });
+  page.on('requestfailed', (r) =>
+    log(`[${label} requestfailed] ${r.method()} ${r.url()}: ${r.failure()?.errorText}`),
+  );
+  page.on('response', (r) => log(`[${label} http] ${r.status()} ${r.request().method()} ${r.url()}`));
+  page.setDefaultTimeout(STEP_MS);
+  page.setDefaultNavigationTimeout(STEP_MS);
+  return page;
+}
+
+function checkNoPageErrors(where) {
+  if (pageErrors.length) fail(`uncaught JavaScript error(s) ${where}: ${pageErrors.join(' | ')}`);
+}
+
+/** A promise for the next main-frame navigation response of `page` to `pathname`. */
+function navigationTo(page, pathname) {
+  const p = page.waitForResponse(
+    (r) =>
+      r.request().isNavigationRequest() &&
+      r.request().frame() === page.mainFrame() &&
+      new URL(r.url()).pathname === pathname,
+    { timeout: 0 },
+  );
+  p.catch(() => {}); // awaited later, under a bounded step
+  return p;
+}
+
+async function text(page, selector) {
+  return ((await page.locator(selector).first().textContent()) ?? '').trim();
+}
+
+async function screenshot(page, dir, name) {
+  const file = path.join(dir, name);
+  await step(`screenshot ${name}`, STEP_MS, () => page.screenshot({ path: file, fullPage: true }));
+  out(`SCREENSHOT ${file}`);
+}
+
+/** Checks `page` (just loaded from `resp`) is the 402 paywall for SUMMARY at PRICE. */
+async function expectPaywall(page, resp, summary, price, where) {
+  if (!resp) fail(`${where}: no response for the priced page`);
+  if (resp.status() !== 402) fail(`${where}: priced page answered ${resp.status()}, expected 402`);
+  const ct = resp.headers()['content-type'] ?? '';
+  if (!ct.startsWith('text/html')) fail(`${where}: 402 content-type is ${JSON.stringify(ct)}, expected HTML`);
+  const h1 = await text(page, 'h1');
+  if (h1 !== summary) fail(`${where}: paywall <h1> is ${JSON.stringify(h1)}, expected ${JSON.stringify(summary)}`);
+  const shown = await text(page, '.price');
+  if (shown !== `${price} 0xBTC`) fail(`${where}: price shows ${JSON.stringify(shown)}, expected "${price} 0xBTC"`);
+  const title = await page.title();
+  if (!title.includes('Payment required')) fail(`${where}: title is ${JSON.stringify(title)}`);
+  const button = page.getByRole('button', { name: 'Get payment address' });
+  if (!(await button.isVisible())) fail(`${where}: the "Get payment address" button is not visible`);
+}
+
+/** Checks a navigation response and its page are the origin's echo of `resourcePath`. */
+async function expectOrigin(page, resp, resourcePath, where) {
+  if (resp.status() !== 200) {
+    const body = (await resp.text().catch(() => '')).slice(0, 300);
+    fail(`${where}: ${resp.url()} answered ${resp.status()}, expected 200 from the origin: ${body}`);
+  }
+  const shown = await step(`${where}: read the page`, STEP_MS, () => page.locator('body').textContent());
+  if (!shown || !shown.includes('"target"')) {
+    fail(`${where}: the page does not show the origin's content: ${JSON.stringify((shown ?? '').slice(0, 200))}`);
+  }
+  let echo;
+  try {
+    echo = JSON.parse(await resp.text());
+  } catch (e) {
+    fail(`${where}: the origin's answer is not JSON: ${firstLine(e)}`);
+  }
+  if (echo.method !== 'GET') fail(`${where}: the origin saw method ${echo.method}`);
+  if (new URL(echo.target, 'http://x').pathname !== resourcePath) {
+    fail(`${where}: the origin saw target ${JSON.stringify(echo.target)}, expected ${resourcePath}`);
+  }
+  if (echo.target.includes('tollgate_contract')) fail(`${where}: tollgate_contract reached the origin: ${echo.target}`);
+  const leaked = (echo.headers || []).filter(
+    ([k, v]) => k === 'authorization' || (k === 'cookie' && v.includes('tollgate_receipt')),
+  );
+  if (leaked.length) fail(`${where}: the receipt reached the origin: ${JSON.stringify(leaked)}`);
+}
+
+async function expectReceiptCookie(context, where) {
+  const cookies = await context.cookies();
+  const c = cookies.find((k) => k.name === 'tollgate_receipt');
+  if (!c) fail(`${where}: no tollgate_receipt cookie (cookies: ${cookies.map((k) => k.name).join(', ') || 'none'})`);
+  if (!c.httpOnly) fail(`${where}: the tollgate_receipt cookie is not HttpOnly`);
+  if (c.sameSite !== 'Lax') fail(`${where}: the tollgate_receipt cookie is SameSite=${c.sameSite}, expected Lax`);
+}
+
+// ---- the scenarios ---------------------------------------------------------------
+
+async function withJavaScript(browser, url, summary, price, shots) {
+  const resourcePath = new URL(url).pathname;
+  const context = await browser.newContext();
+  const page = watch(await context.newPage(), 'js');
+
+  const resp = await step('open the priced page', STEP_MS, () => page.goto(url));
+  await expectPaywall(page, resp, summary, price, 'paywall');
+  await screenshot(page, shots, 'paywall.png');
+
+  await step('click "Get payment address"', STEP_MS, () =>
+    page.getByRole('button', { name: 'Get payment address' }).click(),
+  );
+  const addressShown = page.locator('#live-address').filter({ hasText: /^\s*0x[0-9a-fA-F]{40}\s*$/ });
+  await step('wait for #live-address to show an address', STEP_MS, () => addressShown.waitFor());
+  const address = await text(page, '#live-address');
+  const amount = await text(page, '#live-amount');
+  if (amount !== price) fail(`#live-amount shows ${JSON.stringify(amount)}, expected ${price}`);
+  if (!(await page.locator('#live').isVisible())) fail('#live is not visible after the claim');
+  if (await page.locator('#pay-form').isVisible()) fail('#pay-form is still visible after the claim');
+  // No injected EIP-1193 wallet here: its button must not show.
+  if (await page.locator('#live-wallet').isVisible()) fail('#live-wallet is visible without window.ethereum');
+  if (await page.locator('#how').isVisible()) fail('the pre-claim instructions are still visible after the claim');
+
+  const qrSrc = (await page.locator('#live-qr').getAttribute('src')) ?? '';
+  if (!/\/_tollgate\/[0-9a-f]{16}\/qr\.svg$/.test(qrSrc)) fail(`#live-qr src is ${JSON.stringify(qrSrc)}`);
+  const qr = await step('wait for the QR image to load', STEP_MS, async () => {
+    const h = await page.waitForFunction(() => {
+      const img = document.getElementById('live-qr');
+      if (!img || !img.complete || !img.getAttribute('src')) return false;
+      return { width: img.naturalWidth, height: img.naturalHeight };
+    });
+    return h.jsonValue();
+  });
+  if (!(qr.width > 0 && qr.height > 0)) fail(`the QR image did not load (${qrSrc}): natural size ${qr.width}x${qr.height}`);
+  log(`QR ${qrSrc}: ${qr.width}x${qr.height}`);
+  const uri = (await page.locator('#live-uri').getAttribute('href')) ?? '';
+  const wantUri = `/transfer?address=${address}&uint256=`;
+  if (!uri.startsWith('ethereum:') || !uri.includes(wantUri)) fail(`#live-uri href is ${JSON.stringify(uri)}`);
+  const state = await text(page, '#live-state');
+  if (state !== 'new') fail(`#live-state shows ${JSON.stringify(state)} before payment, expected "new"`);
+  await screenshot(page, shots, 'paywall-live.png');
+  checkNoPageErrors('before payment');
+
+  const unlocked = navigationTo(page, resourcePath);
+  out(`ADDRESS ${address}`);
+  out(`AMOUNT ${amount}`);
+  await expectInput('PAID');
+
+  const nav = await step('wait for the paywall to open the resource after payment', PAID_MS, () => unlocked).catch(
+    async (e) => {
+      const s = await text(page, '#live-state').catch(() => '?');
+      const c = await text(page, '#live-confs').catch(() => '?');
+      fail(`${e.message} (page at ${page.url()}, #live-state "${s}" ${c})`);
+    },
+  );
+  await step('wait for the resource URL', STEP_MS, () => page.waitForURL((u) => u.pathname === resourcePath));
+  await expectOrigin(page, nav, resourcePath, 'after payment');
+  await expectReceiptCookie(context, 'after payment');
+  checkNoPageErrors('during payment');
+  out('UNLOCKED');
+
+  const tab = watch(await context.newPage(), 'replay');
+  const again = await step('open the priced page in a new tab', STEP_MS, () => tab.goto(url));
+  await expectOrigin(tab, again, resourcePath, 'replay');
+  out('REPLAYED');
+
+  const strangerContext = await browser.newContext();
+  const stranger = watch(await strangerContext.newPage(), 'stranger');
+  const s = await step('open the priced page in a fresh context', STEP_MS, () => stranger.goto(url));
+  await expectPaywall(stranger, s, summary, price, 'stranger');
+  out('STRANGER402');
+  checkNoPageErrors('after unlocking');
+  await strangerContext.close();
+  await context.close();
+}
+
+async function withoutJavaScript(browser, url, summary, price, shots) {
+  const resourcePath = new URL(url).pathname;
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = watch(await context.newPage(), 'nojs');
+
+  const resp = await step('open the priced page without JavaScript', STEP_MS, () => page.goto(url));
+  await expectPaywall(page, resp, summary, price, 'no-JS paywall');
+  if (await page.locator('#live').isVisible()) fail('no-JS paywall: #live is visible without JavaScript');
+
+  const action = (await page.locator('#pay-form').getAttribute('action')) ?? '';
+  const posted = page.waitForResponse((r) => r.url() === action && r.request().method() === 'POST');
+  posted.catch(() => {});
+  await step('no-JS: click "Get payment address"', STEP_MS, () =>
+    page.getByRole('button', { name: 'Get payment address' }).click(),
+  );
+  const claim = await step('no-JS: the pay form answers', STEP_MS, () => posted);
+  if (claim.status() !== 200) fail(`no-JS: POST ${action} answered ${claim.status()}: ${(await claim.text()).slice(0, 300)}`);
+  const addressShown = page.locator('#address').filter({ hasText: /^\s*0x[0-9a-fA-F]{40}\s*$/ });
+  await step('no-JS: wait for the instructions page', STEP_MS, () => addressShown.waitFor());
+  const address = await text(page, '#address');
+  const h1 = await text(page, 'h1');
+  const m = /^Send ([0-9.]+) 0xBTC$/.exec(h1);
+  if (!m) fail(`no-JS: instructions <h1> is ${JSON.stringify(h1)}`);
+  if (m[1] !== price) fail(`no-JS: instructions ask for ${m[1]}, expected ${price}`);
+  const unlock = page.getByRole('button', { name: 'I have paid: unlock' });
+  if (!(await unlock.isVisible())) fail('no-JS: no "I have paid: unlock" button');
+  const statusHref = (await page.getByRole('link', { name: 'Payment status' }).getAttribute('href')) ?? '';
+  if (!/\/_tollgate\/[0-9a-f]{16}\/status$/.test(statusHref)) fail(`no-JS: status link is ${JSON.stringify(statusHref)}`);
+  await screenshot(page, shots, 'nojs-instructions.png');
+
+  out(`NOJS_ADDRESS ${address}`);
+  out(`NOJS_AMOUNT ${m[1]}`);
+  await expectInput('PAID');
+
+  // As a person without JavaScript would: watch the self-refreshing status page
+  // until it says paid, then press the unlock button on the instructions page.
+  const statusPage = watch(await context.newPage(), 'nojs-status');
+  await step('no-JS: open the payment status page', STEP_MS, () => statusPage.goto(statusHref));
+  await step('no-JS: wait for the status page to say "paid"', PAID_MS, () =>
+    statusPage.locator('#state').filter({ hasText: /^paid$/ }).waitFor({ timeout: PAID_MS }),
+  ).catch(async (e) => {
+    const s = await text(statusPage, '#state').catch(() => '?');
+    fail(`${e.message} (state "${s}")`);
+  });
+  await statusPage.close();
+
+  const opened = navigationTo(page, resourcePath);
+  await step('no-JS: click "I have paid: unlock"', STEP_MS, () => unlock.click());
+  const nav = await step('no-JS: wait for the resource', STEP_MS, () => opened);
+  await step('no-JS: wait for the resource URL', STEP_MS, () => page.waitForURL((u) => u.pathname === resourcePath));
+  await expectOrigin(page, nav, resourcePath, 'no-JS unlock');
+  await expectReceiptCookie(context, 'no-JS unlock');
+  out('NOJS_UNLOCKED');
+  await context.close();
+}
+
+async function main() {
+  const [url, summary, price] = process.argv.slice(2);
+  if (!url || !summary || !price) fail('usage: node paywall.mjs URL SUMMARY PRICE');
+  const executablePath = process.env.TOLLGATE_CHROMIUM || '/usr/bin/chromium';
+  const shots = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-browser-'));
+  // playwright-core runs the browser on a fresh temporary profile (--user-data-dir)
+  // and removes it on close.
+  const browser = await step('launch Chromium', 60_000, () =>
+    chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
+  );
+  log(`Chromium ${browser.version()}; screenshots in ${shots}`);
+  try {
+    await withJavaScript(browser, url, summary, price, shots);
+    await withoutJavaScript(browser, url, summary, price, shots);
+  } finally {
+    await step('close Chromium', 15_000, () => browser.close()).catch((e) => log(e.message));
+  }
+  out('DONE');
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    if (!(e instanceof Fail)) log(e && e.stack ? e.stack : String(e));
+    out(`FAIL ${firstLine(e)}`);
+    process.exit(1);
+  },
+);
