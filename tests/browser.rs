@@ -21,13 +21,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::Address;
-use coins_bip32::enc::{MainnetEncoder, XKeyEncoder};
-use coins_bip32::primitives::Hint;
-use coins_bip32::xkeys::XPriv;
-use coins_bip39::{English, Mnemonic};
-use support::chain::{Anvil, DECIMALS, DEV_MNEMONIC, ONE_TOKEN};
+use support::chain::{Anvil, DECIMALS, ONE_TOKEN};
 use support::origin::Origin;
-use support::{TempDir, Tollgate, TEST_KEY};
+use support::{merchant_xpub, TempDir, Tollgate, TEST_KEY};
 
 const CHAIN_ID: u64 = 31337;
 const RESOURCE: &str = "/movies/big-buck-bunny.html";
@@ -38,15 +34,6 @@ const PRICE: &str = "0.5";
 const FIRST_LINE: Duration = Duration::from_secs(90);
 /// Any later step (the script bounds its own steps more tightly).
 const NEXT_LINE: Duration = Duration::from_secs(60);
-
-/// The merchant's account xpub: m/44'/60'/1'/0 of the dev mnemonic, so receiving
-/// addresses are distinct from anvil's funded dev accounts.
-fn merchant_xpub() -> String {
-    let m: Mnemonic<English> = Mnemonic::new_from_phrase(DEV_MNEMONIC).unwrap();
-    let root = XPriv::root_from_seed(&m.to_seed(None).unwrap(), Some(Hint::Legacy)).unwrap();
-    let account = root.derive_path("m/44'/60'/1'/0").unwrap();
-    MainnetEncoder::xpub_to_base58(&account.verify_key()).unwrap()
-}
 
 /// A free loopback port: the browser must reach tollgate at its `public_url`, so the
 /// port is chosen before tollgate starts and written into both `listen` and `public_url`.

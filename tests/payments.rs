@@ -8,25 +8,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::Address;
-use coins_bip32::enc::{MainnetEncoder, XKeyEncoder};
-use coins_bip32::primitives::Hint;
-use coins_bip32::xkeys::XPriv;
-use coins_bip39::{English, Mnemonic};
 use serde_json::{json, Value};
-use support::chain::{Anvil, DEV_MNEMONIC, ONE_TOKEN};
+use support::chain::{Anvil, ONE_TOKEN};
 use support::origin::Origin;
-use support::{TempDir, Tollgate, TEST_KEY};
+use support::{merchant_xpub, TempDir, Tollgate, TEST_KEY};
 
 const CHAIN_ID: u64 = 31337;
-
-/// The merchant's account xpub: m/44'/60'/1'/0 of the dev mnemonic, so receiving
-/// addresses are distinct from anvil's funded dev accounts (m/44'/60'/0'/0/i).
-fn merchant_xpub() -> String {
-    let m: Mnemonic<English> = Mnemonic::new_from_phrase(DEV_MNEMONIC).unwrap();
-    let root = XPriv::root_from_seed(&m.to_seed(None).unwrap(), Some(Hint::Legacy)).unwrap();
-    let account = root.derive_path("m/44'/60'/1'/0").unwrap();
-    MainnetEncoder::xpub_to_base58(&account.verify_key()).unwrap()
-}
 
 /// A payment world: chain, token, origin, tollgate (restartable on the same store).
 struct World {

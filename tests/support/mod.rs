@@ -284,3 +284,16 @@ expiry = "30m"
 "#
     )
 }
+
+/// The merchant's account xpub in tests: m/44'/60'/1'/0 of anvil's dev mnemonic, so
+/// receiving addresses are distinct from the funded dev accounts (m/44'/60'/0'/0/i).
+pub fn merchant_xpub() -> String {
+    use coins_bip32::enc::{MainnetEncoder, XKeyEncoder};
+    use coins_bip32::primitives::Hint;
+    use coins_bip32::xkeys::XPriv;
+    use coins_bip39::{English, Mnemonic};
+    let m: Mnemonic<English> = Mnemonic::new_from_phrase(chain::DEV_MNEMONIC).unwrap();
+    let root = XPriv::root_from_seed(&m.to_seed(None).unwrap(), Some(Hint::Legacy)).unwrap();
+    let account = root.derive_path("m/44'/60'/1'/0").unwrap();
+    MainnetEncoder::xpub_to_base58(&account.verify_key()).unwrap()
+}
