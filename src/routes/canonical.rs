@@ -118,6 +118,14 @@ pub fn canonicalize(raw: &[u8]) -> Result<CanonicalTarget, TargetError> {
     if path.first() != Some(&b'/') {
         return Err(TargetError::NotOriginForm);
     }
+    if already_canonical(path) {
+        // The common case: nothing to decode or resolve (one allocation, no copies).
+        return Ok(CanonicalTarget {
+            path: String::from_utf8_lossy(path).into_owned(),
+            query: query.map(|q| String::from_utf8_lossy(q).into_owned()),
+            hazards: Hazards::default(),
+        });
+    }
     let mut hazards = Hazards::default();
     let mut out = String::with_capacity(path.len());
     let mut decoded = Vec::with_capacity(path.len());
@@ -168,6 +176,19 @@ pub fn canonicalize(raw: &[u8]) -> Result<CanonicalTarget, TargetError> {
         query: query.map(|q| String::from_utf8_lossy(q).into_owned()),
         hazards,
     })
+}
+
+/// True when `path` is its own canonical form: only plain bytes (no `%`, `\`, `;`),
+/// no empty segment (`//`) and no `.`/`..` segment.
+fn already_canonical(path: &[u8]) -> bool {
+    let plain = path
+        .iter()
+        .all(|&b| b == b'/' || (is_plain_path_byte(b) && b != b';'));
+    plain
+        && !path.windows(2).any(|w| w == b"//")
+        && path
+            .split(|&b| b == b'/')
+            .all(|seg| seg != b"." && seg != b"..")
 }
 
 fn strip_absolute_form(raw: &[u8]) -> &[u8] {
@@ -292,6 +313,38 @@ mod tests {
         );
         assert_eq!(alternate_reading(&canon("/movies/x%00.free")), "/movies/x");
         assert_eq!(alternate_reading(&canon("/free/..;/movies/x")), "/movies/x");
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_full_algorithm() {
+        for p in [
+            "/",
+            "/a",
+            "/a/",
+            "/a/b",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/a/.",
+            "/a/..",
+            "/.a/..b/",
+            "/a;b",
+            "/%41",
+            "/a\\b",
+            "//",
+            "/a/b/c.html",
+            "/~u/x-y_z",
+        ] {
+            let fast = already_canonical(p.as_bytes());
+            if fast {
+                assert_eq!(remove_dot_segments(p), p, "{p}");
+            }
+        }
+        assert!(already_canonical(b"/a/b/"));
+        assert!(already_canonical(b"/"));
+        assert!(!already_canonical(b"/a//b"));
+        assert!(!already_canonical(b"/a/./b"));
+        assert!(!already_canonical(b"/a/.."));
     }
 
     #[test]
