@@ -92,10 +92,7 @@ fn serve_with_bad_config_exits_before_listening() {
     .unwrap();
     let (code, out, err) = run_cli(&["serve", "--config", path.to_str().unwrap()], KEY_ENV);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(
-        err.contains("gateway: needs payments"),
-        "{err}"
-    );
+    assert!(err.contains("gateway: needs payments"), "{err}");
     assert!(!out.contains("tollgate ready"));
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     let (code, _, err) = run_cli(
