@@ -288,6 +288,37 @@ impl Gw {
             .unwrap()
     }
 
+    /// Waits (bounded) until the admin listener shows the delivery for payment `id`
+    /// with at least `attempts` attempts; returns it.
+    async fn wait_delivery(&self, id: &str, attempts: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let d: Value = self
+                .http
+                .get(self.admin("/deliveries"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mine = d["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["payment_id"] == id)
+                .cloned();
+            if let Some(m) = mine.filter(|m| m["attempts"].as_u64() >= Some(attempts)) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no delivery for {id} with {attempts} attempts: {d}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn wait_paid(&self, id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -646,31 +677,9 @@ async fn failing_receiver_gets_the_same_signed_delivery_until_it_succeeds() {
     gw.pay(r["address"].as_str().unwrap(), ONE_TOKEN / 4).await;
     gw.anvil.mine(1).await;
     gw.wait_paid(r["id"].as_str().unwrap()).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let d: Value = gw
-            .http
-            .get(gw.admin("/deliveries"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mine = d["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["payment_id"] == r["id"])
-            .cloned();
-        if let Some(m) = mine.filter(|m| m["attempts"].as_u64() >= Some(2)) {
-            assert!(m["delivered_at"].is_null());
-            assert!(m["last_error"].as_str().unwrap().contains("302"), "{m}");
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let m = gw.wait_delivery(r["id"].as_str().unwrap(), 2).await;
+    assert!(m["delivered_at"].is_null());
+    assert!(m["last_error"].as_str().unwrap().contains("302"), "{m}");
     assert_eq!(rx.seen().len(), 5, "the redirect target must not be hit");
 }
 
@@ -691,24 +700,8 @@ async fn pending_postback_survives_kill_9_and_restart() {
     gw.anvil.mine(1).await;
     gw.wait_paid(&id).await;
     // It has failed at least once (connection refused) before the crash.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let d: Value = gw
-            .http
-            .get(gw.admin("/deliveries"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if d["deliveries"][0]["attempts"].as_u64() >= Some(1) {
-            assert!(d["deliveries"][0]["delivered_at"].is_null());
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let m = gw.wait_delivery(&id, 1).await;
+    assert!(m["delivered_at"].is_null());
     gw.tg.kill9();
     let rx = Receiver::start_on(&format!("127.0.0.1:{port}"), &[]).await;
     gw.restart();
