@@ -3,7 +3,8 @@ pragma solidity ^0.8.20;
 
 /// @title Test 0xBTC
 /// @notice A minimal ERC-20 with 8 decimals for tollgate's local-chain tests.
-///         The deployer is the owner and the only account that can mint.
+///         The deployer is the owner and the only account that can mint
+///         (`mint`, and `airdrop` for many recipients at once).
 ///         Nothing here is meant for a real network.
 contract TestToken {
     string public constant name = "Test 0xBTC";
@@ -55,6 +56,25 @@ contract TestToken {
             balanceOf[to] += value;
         }
         emit Transfer(address(0), to, value);
+    }
+
+    /// @notice Mints `value` to each address in `to` (owner only), emitting one
+    ///         standard `Transfer(address(0), to[i], value)` per recipient, in order.
+    ///         For filling a local chain with many Transfer logs quickly.
+    function airdrop(address[] calldata to, uint256 value) external {
+        require(msg.sender == owner, "TestToken: not owner");
+        uint256 n = to.length;
+        totalSupply += value * n; // checked: reverts on overflow
+        for (uint256 i = 0; i < n; ) {
+            address a = to[i];
+            require(a != address(0), "TestToken: mint to zero address");
+            unchecked {
+                // cannot overflow: every balance is at most totalSupply
+                balanceOf[a] += value;
+                ++i;
+            }
+            emit Transfer(address(0), a, value);
+        }
     }
 
     function _move(address from, address to, uint256 value) private {
