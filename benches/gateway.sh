@@ -56,8 +56,9 @@ export K
 RUST_LOG=warn target/release/tollgate serve --config "$work/tollgate.toml" >"$work/tg.out" 2>"$work/tg.err" &
 pids+=($!)
 for _ in $(seq 400); do grep -q "ready: public" "$work/tg.out" && break; sleep 0.05; done
-gw=$(awk '/ready: gateway/{print $3; exit}' "$work/tg.out")
+gw=$(awk '/ready: gateway/{print $4; exit}' "$work/tg.out")
 
+[ -n "$gw" ] || { echo "gateway did not come up:"; cat "$work/tg.out" "$work/tg.err"; exit 1; }
 id=$(curl -s -X POST -H 'Content-Type: application/json' \
   -d '{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"1"}}' "$gw/" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["id"])')
