@@ -137,9 +137,7 @@ impl GatewayApp {
                             code: rpc::INVALID_REQUEST,
                             message: format!("invalid request: body larger than {MAX_BODY} bytes"),
                         };
-                        let mut r = Reply::json(413, &rpc::error(&e));
-                        r.headers.clear();
-                        return r;
+                        return Reply::json(413, &rpc::error(&e));
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -160,11 +158,7 @@ impl GatewayApp {
             }
         };
         match out {
-            Some(v) => {
-                let mut r = Reply::json(200, &v);
-                r.headers.clear();
-                r
-            }
+            Some(v) => Reply::json(200, &v),
             None => Reply {
                 status: 204,
                 headers: Vec::new(),

@@ -252,12 +252,11 @@ impl PaymentService {
         };
         let fact = self.remember(&p);
         if fact.is_some() && self.revision.load(Ordering::SeqCst) != before {
-            // A reorg may have reverted it after our read: answer from the store again.
+            // A reorg may have reverted it after our read: drop what we cached and
+            // answer from a fresh read, uncached.
             self.cache.invalidate(hash);
             let fresh = self.store.payment_by_contract(hash).await?;
-            return Ok(fresh
-                .filter(|p| p.state.unlocks())
-                .and_then(|p| fact.filter(|_| p.paid_at.is_some())));
+            return Ok(fresh.as_ref().and_then(fact_of));
         }
         Ok(fact)
     }
@@ -270,21 +269,9 @@ impl PaymentService {
         self.store.payment_by_contract(hash).await
     }
 
+    /// Caches the paid fact of `p`, if it is one.
     fn remember(&self, p: &Payment) -> Option<PaidFact> {
-        let (Some(hash), Some(scope), Some(paid_at)) =
-            (p.contract_hash, p.scope.clone(), p.paid_at)
-        else {
-            return None;
-        };
-        if !p.state.unlocks() {
-            return None;
-        }
-        let fact = PaidFact {
-            scope,
-            pid: p.id.clone(),
-            paid_at,
-            access_ttl_secs: p.access_ttl_secs,
-        };
+        let (hash, fact) = (p.contract_hash?, fact_of(p)?);
         self.cache.insert(hash, fact.clone());
         Some(fact)
     }
@@ -326,12 +313,19 @@ impl PaymentService {
         };
         Ok((receipt::mint(keys, &claims), claims))
     }
+}
 
-    /// Number of cached paid facts (for metrics and benchmarks).
-    pub fn cached(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+/// The paid fact of a contract payment that unlocks; `None` otherwise.
+fn fact_of(p: &Payment) -> Option<PaidFact> {
+    if !p.state.unlocks() || p.contract_hash.is_none() {
+        return None;
     }
+    Some(PaidFact {
+        scope: p.scope.clone()?,
+        pid: p.id.clone(),
+        paid_at: p.paid_at?,
+        access_ttl_secs: p.access_ttl_secs,
+    })
 }
 
 /// The EIP-681 URI for an ERC-20 transfer of `amount` base units to `to`.

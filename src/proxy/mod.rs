@@ -103,14 +103,16 @@ impl Tollgate {
     async fn route_request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Option<Reply> {
         let app = &self.app;
         let cfg = &app.cfg;
-        let raw = session.req_header().raw_path().to_vec();
+        let raw = session.req_header().raw_path();
         if raw == b"*" {
             return None; // OPTIONS * : nothing to price
         }
-        let target = match canonicalize(&raw) {
+        let target = match canonicalize(raw) {
             Ok(t) => t,
             Err(e) => return Some(Reply::error(400, "bad_request_target", &e.to_string())),
         };
+        // Computed while the raw target is at hand; no allocation when nothing changes.
+        let rewrite = forward_target(raw, &target.path, target.query.as_deref());
         let prefix = cfg.server.pay_prefix.as_str();
         if let Some(sub) = target.path.strip_prefix(prefix) {
             if sub.is_empty() || sub.starts_with('/') {
@@ -120,7 +122,7 @@ impl Tollgate {
         let req = session.req_header();
         let route = match decide(&cfg.routes, &req.method, &target) {
             Decision::Forward => {
-                ctx.rewrite = forward_target(&raw, &target.path, target.query.as_deref());
+                ctx.rewrite = rewrite;
                 return None;
             }
             Decision::Ambiguous(what) => {
@@ -136,7 +138,7 @@ impl Tollgate {
         if let Some(payments) = &app.payments {
             match self.receipt_unlocks(payments, req, &target.path, now).await {
                 Ok(true) => {
-                    ctx.rewrite = forward_target(&raw, &target.path, target.query.as_deref());
+                    ctx.rewrite = rewrite;
                     ctx.strip_credentials = true;
                     return None;
                 }
