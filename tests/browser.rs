@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::Address;
 use support::chain::{Anvil, DECIMALS, ONE_TOKEN};
 use support::origin::Origin;
-use support::{merchant_xpub, TempDir, Tollgate, TEST_KEY};
+use support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
 const CHAIN_ID: u64 = 31337;
 const RESOURCE: &str = "/movies/big-buck-bunny.html";
@@ -235,31 +235,13 @@ async fn pay(anvil: &Anvil, token: Address, address: &str, amount: &str) -> Addr
 // replay, absolute URLs a browser cannot reach, a no-JavaScript path that dead-ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paywall_in_headless_chromium() {
-    let anvil = Anvil::start(CHAIN_ID);
-    let token = anvil.deploy_token().await;
-    let payer = anvil.dev_account(1).await;
-    anvil.mint(token, payer, 1000 * ONE_TOKEN).await;
+    let (anvil, token) = funded_chain(CHAIN_ID).await;
     let origin = Origin::start();
     let port = free_port();
-    let config = format!(
+    let listen = format!("127.0.0.1:{port}");
+    let public_url = format!("http://127.0.0.1:{port}");
+    let rest = format!(
         r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-upstream = "{origin}"
-threads = 2
-grace_period = "1s"
-[store]
-url = "sqlite://tollgate.db"
-[secrets]
-receipt_key_env = "TOLLGATE_TEST_KEY"
-[chain]
-rpc_urls = ["{rpc}"]
-chain_id = {CHAIN_ID}
-token = "{token}"
-confirmations = 2
-poll_interval = "100ms"
-xpub = "{xpub}"
 [payments]
 expiry = "30m"
 access_ttl = "30d"
@@ -268,11 +250,21 @@ claim_rate = "1000/min"
 path = "/movies/*"
 price = "{PRICE}"
 summary = "Movie {{path}}"
-"#,
-        origin = origin.addr,
-        rpc = anvil.rpc_url(),
-        xpub = merchant_xpub(),
+"#
     );
+    let config = PaymentsConfig {
+        listen: &listen,
+        public_url: &public_url,
+        origin: origin.addr,
+        rpc: anvil.rpc_url(),
+        dead_rpcs: &[],
+        chain_id: CHAIN_ID,
+        token,
+        confirmations: 2,
+        secrets_extra: "",
+        rest: &rest,
+    }
+    .render();
     let dir = TempDir::new("browser-tg");
     let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
     let want: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

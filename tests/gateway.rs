@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use support::chain::{Anvil, ONE_TOKEN};
 use support::origin::Origin;
-use support::{merchant_xpub, TempDir, Tollgate, TEST_KEY};
+use support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
 const CHAIN_ID: u64 = 31337;
 const POSTBACK_KEY: &str = "5f5e5d5c5b5a595857565554535251504f4e4d4c4b4a49484746454443424140";
@@ -162,38 +162,32 @@ fn config(
     postback_allow: &str,
     extra: &str,
 ) -> String {
-    format!(
+    let rest = format!(
         r#"
-[server]
-listen = "127.0.0.1:0"
-public_url = "http://tollgate.test"
-upstream = "{origin}"
-threads = 2
-grace_period = "1s"
 [admin]
 listen = "127.0.0.1:0"
 allow = [{allow}]
 [gateway]
 listen = "127.0.0.1:0"
-[store]
-url = "sqlite://tollgate.db"
-[secrets]
-receipt_key_env = "TOLLGATE_TEST_KEY"
-postback_key_env = "TOLLGATE_POSTBACK_KEY"
-[chain]
-rpc_urls = ["{rpc}"]
-chain_id = {CHAIN_ID}
-token = "{token}"
-confirmations = 2
-poll_interval = "100ms"
-xpub = "{xpub}"
 [postback]
 allow_networks = [{postback_allow}]
 retry_base = "50ms"
 {extra}
-"#,
-        xpub = merchant_xpub(),
-    )
+"#
+    );
+    PaymentsConfig {
+        listen: "127.0.0.1:0",
+        public_url: "http://tollgate.test",
+        origin,
+        rpc,
+        dead_rpcs: &[],
+        chain_id: CHAIN_ID,
+        token,
+        confirmations: 2,
+        secrets_extra: "postback_key_env = \"TOLLGATE_POSTBACK_KEY\"",
+        rest: &rest,
+    }
+    .render()
 }
 
 const ENV: &[(&str, &str)] = &[
@@ -207,10 +201,7 @@ impl Gw {
     }
 
     async fn with(allow: &str, postback_allow: &str, extra: &str) -> Gw {
-        let anvil = Anvil::start(CHAIN_ID);
-        let token = anvil.deploy_token().await;
-        let payer = anvil.dev_account(1).await;
-        anvil.mint(token, payer, 1000 * ONE_TOKEN).await;
+        let (anvil, token) = funded_chain(CHAIN_ID).await;
         let origin = Origin::start();
         let config = config(
             origin.addr,

@@ -11,7 +11,7 @@ use alloy::primitives::Address;
 use serde_json::{json, Value};
 use support::chain::{Anvil, ONE_TOKEN};
 use support::origin::Origin;
-use support::{merchant_xpub, TempDir, Tollgate, TEST_KEY};
+use support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
 const CHAIN_ID: u64 = 31337;
 
@@ -38,30 +38,10 @@ impl World {
         access_ttl: &str,
         dead_first: &[&str],
     ) -> World {
-        let anvil = Anvil::start(CHAIN_ID);
-        let token = anvil.deploy_token().await;
-        let payer = anvil.dev_account(1).await;
-        anvil.mint(token, payer, 1000 * ONE_TOKEN).await;
+        let (anvil, token) = funded_chain(CHAIN_ID).await;
         let origin = Origin::start();
-        let config = format!(
+        let rest = format!(
             r#"
-[server]
-listen = "127.0.0.1:0"
-public_url = "http://tollgate.test"
-upstream = "{origin}"
-threads = 2
-grace_period = "1s"
-[store]
-url = "sqlite://tollgate.db"
-[secrets]
-receipt_key_env = "TOLLGATE_TEST_KEY"
-[chain]
-rpc_urls = [{rpcs}"{rpc}"]
-chain_id = {CHAIN_ID}
-token = "{token}"
-confirmations = {confirmations}
-poll_interval = "100ms"
-xpub = "{xpub}"
 [payments]
 expiry = "{expiry}"
 access_ttl = "{access_ttl}"
@@ -74,15 +54,21 @@ summary = "Movie {{path}}"
 path = "/series/*"
 price = "0.25"
 scope = "route"
-"#,
-            origin = origin.addr,
-            rpc = anvil.rpc_url(),
-            rpcs = dead_first
-                .iter()
-                .map(|u| format!("\"{u}\", "))
-                .collect::<String>(),
-            xpub = merchant_xpub(),
+"#
         );
+        let config = PaymentsConfig {
+            listen: "127.0.0.1:0",
+            public_url: "http://tollgate.test",
+            origin: origin.addr,
+            rpc: anvil.rpc_url(),
+            dead_rpcs: dead_first,
+            chain_id: CHAIN_ID,
+            token,
+            confirmations,
+            secrets_extra: "",
+            rest: &rest,
+        }
+        .render();
         let dir = TempDir::new("pay");
         let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
         World {

@@ -297,3 +297,74 @@ pub fn merchant_xpub() -> String {
     let account = root.derive_path("m/44'/60'/1'/0").unwrap();
     MainnetEncoder::xpub_to_base58(&account.verify_key()).unwrap()
 }
+
+/// A local chain with Test 0xBTC deployed and 1000 0xBTC minted to dev account 1
+/// (the payer in every payment test).
+pub async fn funded_chain(chain_id: u64) -> (chain::Anvil, alloy::primitives::Address) {
+    let anvil = chain::Anvil::start(chain_id);
+    let token = anvil.deploy_token().await;
+    let payer = anvil.dev_account(1).await;
+    anvil.mint(token, payer, 1000 * chain::ONE_TOKEN).await;
+    (anvil, token)
+}
+
+/// The parts of a payments-enabled test config that every payment test shares:
+/// `[server]` (listen/public_url given), `[store]` (SQLite in the working directory),
+/// `[secrets]` (the test receipt key, plus `secrets_extra` lines) and `[chain]`
+/// (anvil's RPC after any `dead_rpcs`, the token, `confirmations`, 100 ms polls, the
+/// merchant xpub). `rest` appends the test's own sections.
+pub struct PaymentsConfig<'a> {
+    pub listen: &'a str,
+    pub public_url: &'a str,
+    pub origin: SocketAddr,
+    pub rpc: &'a str,
+    pub dead_rpcs: &'a [&'a str],
+    pub chain_id: u64,
+    pub token: alloy::primitives::Address,
+    pub confirmations: u64,
+    pub secrets_extra: &'a str,
+    pub rest: &'a str,
+}
+
+impl PaymentsConfig<'_> {
+    pub fn render(&self) -> String {
+        let rpcs: String = self
+            .dead_rpcs
+            .iter()
+            .map(|u| format!("\"{u}\", "))
+            .collect();
+        format!(
+            r#"
+[server]
+listen = "{listen}"
+public_url = "{public_url}"
+upstream = "{origin}"
+threads = 2
+grace_period = "1s"
+[store]
+url = "sqlite://tollgate.db"
+[secrets]
+receipt_key_env = "TOLLGATE_TEST_KEY"
+{secrets_extra}
+[chain]
+rpc_urls = [{rpcs}"{rpc}"]
+chain_id = {chain_id}
+token = "{token}"
+confirmations = {confirmations}
+poll_interval = "100ms"
+xpub = "{xpub}"
+{rest}
+"#,
+            listen = self.listen,
+            public_url = self.public_url,
+            origin = self.origin,
+            secrets_extra = self.secrets_extra,
+            rpc = self.rpc,
+            chain_id = self.chain_id,
+            token = self.token,
+            confirmations = self.confirmations,
+            xpub = merchant_xpub(),
+            rest = self.rest,
+        )
+    }
+}
