@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use support::chain::{Anvil, ONE_TOKEN};
 use support::origin::Origin;
-use support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
+use support::{eventually, funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
 const CHAIN_ID: u64 = 31337;
 const POSTBACK_KEY: &str = "5f5e5d5c5b5a595857565554535251504f4e4d4c4b4a49484746454443424140";
@@ -282,48 +282,40 @@ impl Gw {
     /// Waits (bounded) until the admin listener shows the delivery for payment `id`
     /// with at least `attempts` attempts; returns it.
     async fn wait_delivery(&self, id: &str, attempts: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let d: Value = self
-                .http
-                .get(self.admin("/deliveries"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let mine = d["deliveries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|x| x["payment_id"] == id)
-                .cloned();
-            if let Some(m) = mine.filter(|m| m["attempts"].as_u64() >= Some(attempts)) {
-                return m;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no delivery for {id} with {attempts} attempts: {d}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(
+            &format!("{attempts} delivery attempts for {id}"),
+            || async {
+                let d: Value = self
+                    .http
+                    .get(self.admin("/deliveries"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                d["deliveries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["payment_id"] == id && x["attempts"].as_u64() >= Some(attempts))
+                    .cloned()
+                    .ok_or_else(|| d.to_string())
+            },
+        )
+        .await
     }
 
     async fn wait_paid(&self, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually("paid_at", || async {
             let s = self.status(id).await;
-            if !s["paid_at"].is_null() {
-                return s;
+            if s["paid_at"].is_null() {
+                Err(format!("{s}\n{}", self.tg.stderr()))
+            } else {
+                Ok(s)
             }
-            assert!(
-                Instant::now() < deadline,
-                "not paid: {s}\n{}",
-                self.tg.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 }
 
@@ -631,16 +623,7 @@ async fn failing_receiver_gets_the_same_signed_delivery_until_it_succeeds() {
     assert_eq!(first.body["amount"], "0.5");
     assert_eq!(first.body["paid_at"], status["paid_at"]);
     // The admin listener shows the history and can redeliver.
-    let d: Value = gw
-        .http
-        .get(gw.admin("/deliveries"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let d = &d["deliveries"][0];
+    let d = &gw.wait_delivery(id, 4).await;
     assert_eq!(d["id"], first.delivery.as_str());
     assert_eq!(d["attempts"], 4);
     assert!(d["delivered_at"].is_u64());

@@ -5,13 +5,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::Address;
 use serde_json::{json, Value};
 use support::chain::{Anvil, ONE_TOKEN};
 use support::origin::Origin;
-use support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
+use support::{eventually, funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
 const CHAIN_ID: u64 = 31337;
 
@@ -148,32 +148,28 @@ scope = "route"
 
     /// Polls status.json until `state` (bounded: 30 s), returning the status.
     async fn wait_state(&self, claim: &Value, state: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually(&format!("state {state}"), || async {
             let s = self.status(claim).await;
             if s["state"] == state {
-                return s;
+                Ok(s)
+            } else {
+                Err(format!("{s}\n{}", self.tg.stderr()))
             }
-            assert!(
-                Instant::now() < deadline,
-                "never reached {state}: {s}\n{}",
-                self.tg.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Polls until the completing transfer has `n` confirmations (bounded: 30 s).
     async fn wait_confirmations(&self, claim: &Value, n: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually(&format!("{n} confirmations"), || async {
             let s = self.status(claim).await;
             if s["confirmations"].as_u64() >= Some(n) {
-                return s;
+                Ok(s)
+            } else {
+                Err(s.to_string())
             }
-            assert!(Instant::now() < deadline, "never {n} confirmations: {s}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     async fn receipt(&self, claim: &Value) -> reqwest::Response {

@@ -368,3 +368,23 @@ xpub = "{xpub}"
         )
     }
 }
+
+/// Polls `check` every 50 ms until it yields a value; panics after 30 s with
+/// `what` and the last observation. The one bounded wait every test uses.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
