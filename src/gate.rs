@@ -7,7 +7,7 @@
 use http::Method;
 
 use crate::config::Route;
-use crate::routes::{alternate_reading, CanonicalTarget, RouteTable};
+use crate::routes::{has_other_readings, lenient_readings, CanonicalTarget, RouteTable};
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -20,20 +20,33 @@ pub enum Decision<'a> {
     Priced(&'a Route),
 }
 
-/// Decides for `method` on `target` (invariants 1 and 2).
+/// Decides for `method` on `target` (invariants 1 and 2). `case_insensitive`: the
+/// origin matches paths without regard to ASCII case (the caller has already
+/// lower-cased `target.path`; other readings are lower-cased too).
+///
+/// A path that a lenient origin could read as another path (see
+/// [`lenient_readings`]) is refused when any of its readings is priced by another
+/// route than the path itself (or priced while the path is free): whichever reading
+/// the origin picks, it must not serve priced content for free, nor a pricier route's
+/// content for a cheaper route's receipt. Readings that stay within the path's own
+/// route (`/movies/caf%C3%A9` read as UTF-8, `/movies/x;v=1` with `;v=1` stripped)
+/// are priced as that route.
 pub fn decide<'a>(
     routes: &'a RouteTable<Route>,
     method: &Method,
     target: &CanonicalTarget,
+    case_insensitive: bool,
 ) -> Decision<'a> {
     let priced = |path: &str| routes.lookup(path).filter(|r| r.prices(method));
     let direct = priced(&target.path);
-    if target.hazards.any() {
-        let alt = alternate_reading(&target.path);
-        if direct.is_some() || priced(&alt).is_some() {
+    if has_other_readings(&target.path) {
+        let Some(others) = lenient_readings(&target.path, case_insensitive) else {
+            return Decision::Ambiguous("too many possible readings");
+        };
+        let elsewhere = |r: &Route| !direct.is_some_and(|d| std::ptr::eq(d, r));
+        if others.iter().any(|p| priced(p).is_some_and(elsewhere)) {
             return Decision::Ambiguous(target.hazards.describe());
         }
-        return Decision::Forward;
     }
     match direct {
         Some(route) => Decision::Priced(route),

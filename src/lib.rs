@@ -14,8 +14,10 @@
 //! ## Invariants (each has a test named after it)
 //!
 //! 1. *Price what you forward*: the canonical path is both matched and forwarded;
-//!    encoded `/`, `\`, NUL, bad UTF-8 or `;` that could reach a priced route → 400
-//!    (`path_tricks_never_reach_priced_content_for_free`).
+//!    a path a lenient origin could read (in any combination of decoding, `;` stripping,
+//!    `\` as `/`, NUL cuts, dots) as one priced by another route → 400
+//!    (`path_tricks_never_reach_priced_content_for_free`,
+//!    `generated_spellings_never_reach_priced_content_for_free`).
 //! 2. *Default deny*: every method is priced unless the route lists methods; HEAD
 //!    is priced like GET (`head_is_priced_like_get`).
 //! 3. *A 402 writes nothing and contacts no origin*

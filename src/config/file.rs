@@ -31,6 +31,10 @@ pub struct ServerFile {
     pub threads: Option<usize>,
     /// How long a SIGTERM waits for in-flight requests (default "10s").
     pub grace_period: Option<String>,
+    /// The origin matches paths without regard to ASCII case (IIS-style): routes
+    /// are matched, and paths forwarded, lower-cased.
+    #[serde(default)]
+    pub upstream_case_insensitive: bool,
 }
 
 fn default_listen() -> String {

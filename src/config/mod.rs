@@ -418,6 +418,7 @@ impl Validator {
             pay_prefix,
             threads: threads?,
             grace_period_secs: grace?,
+            upstream_case_insensitive: s.upstream_case_insensitive,
         })
     }
 
@@ -693,6 +694,14 @@ impl Validator {
     ) -> RouteTable<Route> {
         let mut entries = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        // A case-insensitive origin: patterns are matched lower-cased.
+        let fold = |p: &str| {
+            if server.is_some_and(|s| s.upstream_case_insensitive) {
+                p.to_ascii_lowercase()
+            } else {
+                p.to_string()
+            }
+        };
         for (i, r) in routes.into_iter().enumerate() {
             let Some(r) = r else { continue };
             let key = |k: &str| format!("route[{i}].{k}");
@@ -701,8 +710,9 @@ impl Validator {
                     self.problem(&key("path"), "missing");
                     None
                 }
-                Some(p) => match Pattern::parse(p) {
+                Some(p) => match Pattern::parse(&fold(p)) {
                     Ok(pat) => {
+                        let p = &fold(p);
                         if !seen.insert(p.to_string()) {
                             self.problem(
                                 &key("path"),
@@ -710,7 +720,7 @@ impl Validator {
                             );
                         }
                         if let Some(s) = server {
-                            let prefix = &s.pay_prefix;
+                            let prefix = &fold(&s.pay_prefix);
                             if p == prefix || p.starts_with(&format!("{prefix}/")) {
                                 self.problem(
                                     &key("path"),

@@ -80,6 +80,10 @@ pub struct Server {
     pub threads: usize,
     /// Graceful shutdown period in seconds.
     pub grace_period_secs: u64,
+    /// The origin matches paths without regard to ASCII case: route patterns are
+    /// stored lower-cased, and request paths are lower-cased before matching and
+    /// forwarding.
+    pub upstream_case_insensitive: bool,
 }
 
 /// `[admin]`.

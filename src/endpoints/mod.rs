@@ -11,7 +11,7 @@ use http::Method;
 use crate::app::App;
 use crate::challenge;
 use crate::contract::Offer;
-use crate::gate::query_param;
+use crate::gate::{decide, query_param, Decision};
 use crate::reply::Reply;
 use crate::routes::canonicalize;
 
@@ -113,8 +113,8 @@ fn offer(app: &App, query: Option<&str>) -> Reply {
         );
     };
     let decoded = percent_decode(raw);
-    let target = match canonicalize(&decoded) {
-        Ok(t) if !t.hazards.any() && t.query.is_none() => t,
+    let mut target = match canonicalize(&decoded) {
+        Ok(t) if t.query.is_none() => t,
         _ => {
             return Reply::error(
                 400,
@@ -123,13 +123,23 @@ fn offer(app: &App, query: Option<&str>) -> Reply {
             )
         }
     };
-    let route = app
-        .cfg
-        .routes
-        .lookup(&target.path)
-        .filter(|r| r.prices(&Method::GET));
-    let Some(route) = route else {
-        return Reply::error(404, "not_for_sale", "this resource is not priced");
+    let case_insensitive = app.cfg.server.upstream_case_insensitive;
+    if case_insensitive {
+        target.path.make_ascii_lowercase();
+    }
+    // The gate's own rule: the offer is for exactly what a GET of it would be priced as.
+    let route = match decide(&app.cfg.routes, &Method::GET, &target, case_insensitive) {
+        Decision::Priced(route) => route,
+        Decision::Ambiguous(what) => {
+            return Reply::error(
+                400,
+                "ambiguous_path",
+                &format!("the resource contains {what} and could be read as another path"),
+            )
+        }
+        Decision::Forward => {
+            return Reply::error(404, "not_for_sale", "this resource is not priced")
+        }
     };
     let offer = Offer::mint(
         &app.cfg,

@@ -107,20 +107,26 @@ impl Tollgate {
         if raw == b"*" {
             return None; // OPTIONS * : nothing to price
         }
-        let target = match canonicalize(raw) {
+        let mut target = match canonicalize(raw) {
             Ok(t) => t,
             Err(e) => return Some(Reply::error(400, "bad_request_target", &e.to_string())),
         };
-        // Computed while the raw target is at hand; no allocation when nothing changes.
-        let rewrite = forward_target(raw, &target.path, target.query.as_deref());
         let prefix = cfg.server.pay_prefix.as_str();
-        if let Some(sub) = target.path.strip_prefix(prefix) {
-            if sub.is_empty() || sub.starts_with('/') {
-                return Some(self.endpoint(session, sub, target.query.as_deref()).await);
+        if let Some(sub) = under_prefix(&target.path, prefix) {
+            return Some(self.endpoint(session, sub, target.query.as_deref()).await);
+        }
+        let case_insensitive = cfg.server.upstream_case_insensitive;
+        if case_insensitive {
+            // One canonical path for matching and forwarding (invariant 1).
+            target.path.make_ascii_lowercase();
+            if under_prefix(&target.path, &prefix.to_ascii_lowercase()).is_some() {
+                return Some(Reply::error(404, "not_found", "no such tollgate endpoint"));
             }
         }
+        // Computed while the raw target is at hand; no allocation when nothing changes.
+        let rewrite = forward_target(raw, &target.path, target.query.as_deref());
         let req = session.req_header();
-        let route = match decide(&cfg.routes, &req.method, &target) {
+        let route = match decide(&cfg.routes, &req.method, &target, case_insensitive) {
             Decision::Forward => {
                 ctx.rewrite = rewrite;
                 return None;
@@ -262,6 +268,12 @@ fn unavailable() -> Reply {
         "cannot verify payments right now; try again shortly",
     )
     .with_header("Retry-After", "5".into())
+}
+
+/// The part of `path` below `prefix` (empty or starting with `/`), if it is under it.
+fn under_prefix<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    path.strip_prefix(prefix)
+        .filter(|sub| sub.is_empty() || sub.starts_with('/'))
 }
 
 /// Removes `Authorization: Tollgate …` and the `tollgate_receipt` cookie.

@@ -38,8 +38,10 @@ impl Hazards {
             "NUL byte"
         } else if self.invalid_utf8 {
             "invalid UTF-8"
-        } else {
+        } else if self.semicolon {
             "';' path parameters"
+        } else {
+            "a percent-escape an origin may decode"
         }
     }
 }
@@ -233,26 +235,180 @@ pub fn remove_dot_segments(path: &str) -> String {
     out
 }
 
-/// The path as a lenient origin might read it: `%2F` and `\` as `/`, everything
-/// after a NUL dropped, `;…` stripped from each segment, then dots resolved again.
-/// Used only to refuse requests whose alternative reading would reach priced content.
-pub fn alternate_reading(canonical: &str) -> String {
-    let mut s = canonical.to_string();
-    if let Some(i) = s.find("%00") {
-        s.truncate(i);
+/// Most distinct readings [`lenient_readings`] explores before giving up (the
+/// caller then refuses the path as ambiguous: fail closed).
+pub const MAX_READINGS: usize = 256;
+
+/// True when a lenient origin could read the canonical `path` as another path: it
+/// still holds a percent-escape (which an origin may decode: `%2F`, `%5C`, `%00`,
+/// `%3B`, `%25`…) or a `;` (path parameters some origins strip).
+pub fn has_other_readings(path: &str) -> bool {
+    path.bytes().any(|b| b == b'%' || b == b';')
+}
+
+/// Every canonical path a lenient origin might read `canonical` as, other than
+/// `canonical` itself; `None` when there are more than [`MAX_READINGS`].
+///
+/// The readings are the closure of `canonical` under every transformation origins
+/// are known to apply, in every order, to a fixed point: percent-decoding once more
+/// (so `%2F`/`%2f` and `%5C` become separators, `%00` a NUL, `%3B` a `;`, and
+/// `%252e` a `%2e`: double decoding), stripping `;…` from each segment (Tomcat),
+/// `\` as `/` (IIS, Windows), cutting at a NUL (C strings) or at a decoded `?`/`#`,
+/// and resolving `.`/`..`. Each reading is then canonicalised again twice: as still
+/// percent-encoded, and as literal bytes (an origin that stops decoding there), and
+/// ASCII lower-cased when `lowercase` (case-insensitive origins). Used only to refuse
+/// requests whose other readings would reach priced content; it does no IO.
+pub fn lenient_readings(canonical: &str, lowercase: bool) -> Option<Vec<String>> {
+    type Op = fn(&[u8]) -> Vec<u8>;
+    const OPS: [Op; 6] = [
+        decode_once,
+        strip_params,
+        backslash_as_slash,
+        cut_at_nul,
+        cut_at_query,
+        resolve_dots,
+    ];
+    let start = canonical.as_bytes().to_vec();
+    let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    seen.insert(start.clone());
+    let mut queue = vec![start];
+    while let Some(cur) = queue.pop() {
+        for op in OPS {
+            let next = op(&cur);
+            if next != cur && seen.insert(next.clone()) {
+                if seen.len() > MAX_READINGS {
+                    return None;
+                }
+                queue.push(next);
+            }
+        }
     }
-    let s = s.replace("%2F", "/").replace("%5C", "/");
-    let stripped: Vec<&str> = s
-        .split('/')
-        .map(|seg| seg.split(';').next().unwrap_or(""))
+    let mut out: Vec<String> = seen
+        .iter()
+        .flat_map(|r| {
+            [
+                recanonicalize(r, Interpretation::Encoded, lowercase),
+                recanonicalize(r, Interpretation::Literal, lowercase),
+            ]
+        })
+        .filter(|r| r != canonical)
         .collect();
-    let joined = stripped.join("/");
-    let joined = if joined.starts_with('/') {
-        joined
-    } else {
-        format!("/{joined}")
-    };
-    remove_dot_segments(&joined)
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// How an origin takes the bytes of a reading as its final path.
+#[derive(Clone, Copy)]
+enum Interpretation {
+    /// Still percent-encoded (`%41` is `A`, `%2F` a `/` inside a segment).
+    Encoded,
+    /// As they are: a `%` is a `%` (an origin that does not decode, or no more).
+    Literal,
+}
+
+/// The canonical form of a reading under `how`; an empty reading is `/`.
+fn recanonicalize(reading: &[u8], how: Interpretation, lowercase: bool) -> String {
+    let mut fixed = Vec::with_capacity(reading.len() + 1);
+    if reading.first() != Some(&b'/') {
+        fixed.push(b'/');
+    }
+    for (i, &b) in reading.iter().enumerate() {
+        let escape = b == b'%'
+            && reading.get(i + 1).copied().and_then(hex_val).is_some()
+            && reading.get(i + 2).copied().and_then(hex_val).is_some();
+        match (b, how) {
+            (b'%', Interpretation::Encoded) if escape => fixed.push(b),
+            (b'%', _) => fixed.extend_from_slice(b"%25"),
+            // A decoded `?`/`#` is a character of the name here (cutting there is
+            // its own reading).
+            (b'?', _) => fixed.extend_from_slice(b"%3F"),
+            (b'#', _) => fixed.extend_from_slice(b"%23"),
+            _ => fixed.push(b),
+        }
+    }
+    let mut path = canonicalize(&fixed)
+        .map(|t| t.path)
+        .unwrap_or_else(|_| "/".into());
+    if lowercase {
+        path.make_ascii_lowercase();
+    }
+    path
+}
+
+fn decode_once(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let (Some(hi), Some(lo)) = (
+                b.get(i + 1).copied().and_then(hex_val),
+                b.get(i + 2).copied().and_then(hex_val),
+            ) {
+                out.push((hi << 4) | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn strip_params(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    for (i, seg) in b.split(|&c| c == b'/').enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        let end = seg.iter().position(|&c| c == b';').unwrap_or(seg.len());
+        out.extend_from_slice(&seg[..end]);
+    }
+    out
+}
+
+fn backslash_as_slash(b: &[u8]) -> Vec<u8> {
+    b.iter()
+        .map(|&c| if c == b'\\' { b'/' } else { c })
+        .collect()
+}
+
+fn cut_at_nul(b: &[u8]) -> Vec<u8> {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    b[..end].to_vec()
+}
+
+fn cut_at_query(b: &[u8]) -> Vec<u8> {
+    let end = b
+        .iter()
+        .position(|&c| c == b'?' || c == b'#')
+        .unwrap_or(b.len());
+    b[..end].to_vec()
+}
+
+fn resolve_dots(b: &[u8]) -> Vec<u8> {
+    let mut stack: Vec<&[u8]> = Vec::new();
+    let mut trailing_slash = false;
+    for seg in b.split(|&c| c == b'/').skip(1) {
+        trailing_slash = matches!(seg, b"" | b"." | b"..");
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                stack.pop();
+            }
+            s => stack.push(s),
+        }
+    }
+    let mut out = Vec::with_capacity(b.len());
+    for s in &stack {
+        out.push(b'/');
+        out.extend_from_slice(s);
+    }
+    if trailing_slash || stack.is_empty() {
+        out.push(b'/');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -300,19 +456,44 @@ mod tests {
         assert!(!h("/movies/x").any());
     }
 
+    fn readings(s: &str) -> Vec<String> {
+        lenient_readings(&canon(s), false).unwrap()
+    }
+
     #[test]
-    fn alternate_reading_exposes_what_a_lenient_origin_sees() {
-        assert_eq!(alternate_reading(&canon("/movies%2Fx")), "/movies/x");
-        assert_eq!(
-            alternate_reading(&canon("/free%2F..%2Fmovies/x")),
-            "/movies/x"
-        );
-        assert_eq!(
-            alternate_reading(&canon("/free\\..\\movies\\x")),
-            "/movies/x"
-        );
-        assert_eq!(alternate_reading(&canon("/movies/x%00.free")), "/movies/x");
-        assert_eq!(alternate_reading(&canon("/free/..;/movies/x")), "/movies/x");
+    fn readings_expose_what_a_lenient_origin_sees() {
+        let has = |s: &str, want: &str| {
+            let r = readings(s);
+            assert!(r.iter().any(|x| x == want), "{s}: {r:?}");
+        };
+        has("/movies%2Fx", "/movies/x");
+        has("/free%2F..%2Fmovies/x", "/movies/x");
+        has("/free\\..\\movies\\x", "/movies/x");
+        has("/movies/x%00.free", "/movies/x");
+        has("/free/..;/movies/x", "/movies/x");
+        // The combination the single-pass reading missed: strip ";…" first, then the
+        // decoded "\" and NUL are gone with it.
+        has("/;%5C%00/movies/x", "/movies/x");
+        // Double decoding and decoded delimiters.
+        has("/free/%252e%252e/movies/x", "/movies/x");
+        has("/movies%3Bx", "/movies");
+        has("/movies/x%3F.free", "/movies/x");
+        // Nothing to read differently: no readings.
+        assert!(readings("/movies/x").is_empty());
+        // UTF-8 decodes to itself; only an origin that never decodes sees another name.
+        assert_eq!(readings("/caf%C3%A9"), vec!["/caf%25C3%25A9"]);
+        // Literal readings: an origin that decodes once and stops names "%2e" a file.
+        has("/articles/%252e%00/a", "/articles/%252e");
+        assert!(!has_other_readings("/a/b.c"));
+        assert!(has_other_readings("/a;b"));
+    }
+
+    #[test]
+    fn readings_are_bounded() {
+        let deep = format!("/%{}", "25".repeat(300));
+        assert!(lenient_readings(&canon(&deep), false).is_none());
+        let lower = lenient_readings(&canon("/MOVIES%2Fx"), true).unwrap();
+        assert!(lower.contains(&"/movies/x".to_string()), "{lower:?}");
     }
 
     #[test]

@@ -3,5 +3,7 @@
 pub mod canonical;
 pub mod table;
 
-pub use canonical::{alternate_reading, canonicalize, CanonicalTarget, Hazards, TargetError};
+pub use canonical::{
+    canonicalize, has_other_readings, lenient_readings, CanonicalTarget, Hazards, TargetError,
+};
 pub use table::{Pattern, PatternError, RouteTable};

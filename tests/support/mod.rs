@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod chain;
+pub mod lenient_origin;
 pub mod origin;
 
 use std::io::{BufRead, BufReader, Read, Write};
