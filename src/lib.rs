@@ -27,6 +27,10 @@
 //!    (`contract_hash_matches_contract_url`, `tampered_tokens_are_rejected`).
 //! 5. *Money is integers*: amounts are base units ([`amount::Amount`]); no floats.
 //! 6. *Secrets never print*: [`config::SecretKey`] redacts itself.
+//! 7. *A receipt opens exactly what was bought*: a resource scope is one path, taken
+//!    literally; a route scope opens a path only when that very route prices it
+//!    ([`receipt::scope_covers`]; `literal_star_resource_receipt_opens_only_that_path`,
+//!    `route_scope_unlocks_the_whole_route`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -11,14 +11,13 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{mac, verify_mac, Keys};
-use crate::routes::Pattern;
 
 /// The signed content of a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptClaims {
     /// The contract hash, lowercase hex.
     pub h: String,
-    /// What it unlocks: a canonical path, or a route pattern.
+    /// What it unlocks: a canonical path, or `route:` and a route pattern ([`Scope`]).
     pub scope: String,
     /// UNIX seconds after which it is no longer accepted.
     pub exp: u64,
@@ -73,16 +72,49 @@ pub fn verify(keys: &Keys, receipt: &str, now: u64) -> Result<ReceiptClaims, Rec
     Ok(claims)
 }
 
-/// True when a receipt `scope` covers the canonical `path`: the scope is either
-/// that exact path or a route pattern that matches it.
-pub fn scope_covers(scope: &str, path: &str) -> bool {
-    if scope == path {
-        return true;
+/// The scope-string prefix of a route scope: `route:/articles/{slug}`. A resource
+/// scope is the canonical path itself (it always starts with `/`).
+pub const ROUTE_SCOPE: &str = "route:";
+
+/// What a receipt unlocks, as fixed when its contract was minted. The kind travels
+/// in the scope string (`/path` or `route:PATTERN`), so the contract token's MAC, the
+/// receipt's MAC and the stored paid fact all cover it: it is never guessed from the
+/// characters of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Exactly this canonical path, taken literally (`*` and `{` are characters).
+    Resource(&'a str),
+    /// The paths this route pattern is the most specific route for.
+    Route(&'a str),
+}
+
+impl<'a> Scope<'a> {
+    /// Reads a scope string; `None` for anything else (never accepted).
+    pub fn parse(s: &'a str) -> Option<Scope<'a>> {
+        match s.strip_prefix(ROUTE_SCOPE) {
+            Some(pattern) if pattern.starts_with('/') => Some(Scope::Route(pattern)),
+            Some(_) => None,
+            None if s.starts_with('/') => Some(Scope::Resource(s)),
+            None => None,
+        }
     }
-    if scope.contains('*') || scope.contains('{') {
-        return Pattern::parse(scope).is_ok_and(|p| p.matches(path));
+
+    /// The scope string for a route scope over `pattern`.
+    pub fn route(pattern: &str) -> String {
+        format!("{ROUTE_SCOPE}{pattern}")
     }
-    false
+}
+
+/// True when a receipt `scope` covers the canonical `path`, which the gate found
+/// priced by the route with pattern `pricing_route` (its most-specific lookup). A
+/// resource scope covers that one path, literally; a route scope covers the path
+/// only when that very route prices it, never a more specific nested one.
+pub fn scope_covers(scope: &str, path: &str, pricing_route: &str) -> bool {
+    match Scope::parse(scope) {
+        Some(Scope::Resource(p)) => p == path,
+        Some(Scope::Route(pattern)) => pattern == pricing_route,
+        None => false,
+    }
 }
 
 /// The receipts a request carries: `Authorization: Tollgate <r>` first, then every
@@ -174,12 +206,39 @@ mod tests {
 
     #[test]
     fn scopes() {
-        assert!(scope_covers("/movies/x", "/movies/x"));
-        assert!(!scope_covers("/movies/x", "/movies/y"));
-        assert!(!scope_covers("/movies/x", "/movies/x/"));
-        assert!(scope_covers("/movies/*", "/movies/y/z"));
-        assert!(scope_covers("/articles/{slug}", "/articles/a"));
-        assert!(!scope_covers("/articles/{slug}", "/other/a"));
+        // A resource scope is one path, literally: `*` and `{` are characters.
+        assert!(scope_covers("/movies/x", "/movies/x", "/movies/*"));
+        assert!(!scope_covers("/movies/x", "/movies/y", "/movies/*"));
+        assert!(!scope_covers("/movies/x", "/movies/x/", "/movies/*"));
+        assert!(scope_covers("/movies/*", "/movies/*", "/movies/*"));
+        assert!(!scope_covers("/movies/*", "/movies/y/z", "/movies/*"));
+        assert!(!scope_covers(
+            "/articles/{slug}",
+            "/articles/a",
+            "/articles/{slug}"
+        ));
+        // A route scope covers what that very route prices, nothing nested.
+        assert!(scope_covers("route:/movies/*", "/movies/y/z", "/movies/*"));
+        assert!(!scope_covers(
+            "route:/movies/*",
+            "/movies/premium/z",
+            "/movies/premium/*"
+        ));
+        assert!(scope_covers(
+            "route:/articles/{slug}",
+            "/articles/a",
+            "/articles/{slug}"
+        ));
+        assert!(!scope_covers(
+            "route:/articles/{slug}",
+            "/articles/premium",
+            "/articles/premium"
+        ));
+        // Anything else is not a scope.
+        for bad in ["", "movies", "route:", "route:movies", "*"] {
+            assert_eq!(Scope::parse(bad), None, "{bad}");
+            assert!(!scope_covers(bad, "/movies/x", "/movies/*"));
+        }
     }
 
     #[test]

@@ -54,6 +54,20 @@ summary = "Movie {{path}}"
 path = "/series/*"
 price = "0.25"
 scope = "route"
+[[route]]
+path = "/series/premium/*"
+price = "2"
+scope = "route"
+[[route]]
+path = "/movies/premium/*"
+price = "10"
+[[route]]
+path = "/articles/{{slug}}"
+price = "0.25"
+scope = "route"
+[[route]]
+path = "/articles/premium"
+price = "5"
 "#
         );
         let config = PaymentsConfig {
@@ -360,21 +374,78 @@ async fn forged_expired_and_wrong_scope_receipts_are_refused() {
     );
 }
 
-// Rules out: "route" scope not covering the route, or covering more than it.
+// Rules out: "route" scope not covering the route, or covering more than it: a cheap
+// route's receipt opening a pricier route nested under it (`/series/premium/*` under
+// `/series/*`, the exact `/articles/premium` beside `/articles/{slug}`).
 #[tokio::test]
 async fn route_scope_unlocks_the_whole_route() {
     let w = World::new(1, "30m", "30d").await;
     let claim = w.claim(&w.contract("/series/s1/e1").await).await;
     w.pay(&claim, ONE_TOKEN / 4).await;
+    let article = w.claim(&w.contract("/articles/a").await).await;
+    w.pay(&article, ONE_TOKEN / 4).await;
     w.wait_state(&claim, "paid").await;
+    w.wait_state(&article, "paid").await;
     let v: Value = w.receipt(&claim).await.json().await.unwrap();
-    assert_eq!(v["scope"], "/series/*");
+    assert_eq!(v["scope"], "route:/series/*");
     let receipt = v["receipt"].as_str().unwrap();
     assert_eq!(
         w.get_with_receipt("/series/s2/e9", receipt).await.status(),
         200
     );
+    assert_eq!(w.get_with_receipt("/series", receipt).await.status(), 200);
     assert_eq!(w.get_with_receipt("/movies/x", receipt).await.status(), 402);
+    for nested in ["/series/premium/e1", "/series/premium", "/series/premium/"] {
+        assert_eq!(
+            w.get_with_receipt(nested, receipt).await.status(),
+            402,
+            "{nested}"
+        );
+    }
+    let v: Value = w.receipt(&article).await.json().await.unwrap();
+    assert_eq!(v["scope"], "route:/articles/{slug}");
+    let receipt = v["receipt"].as_str().unwrap();
+    assert_eq!(
+        w.get_with_receipt("/articles/b", receipt).await.status(),
+        200
+    );
+    for pricier in ["/articles/premium", "/articles/premium/"] {
+        assert_eq!(
+            w.get_with_receipt(pricier, receipt).await.status(),
+            402,
+            "{pricier}"
+        );
+    }
+}
+
+// Rules out: a receipt bought for the literal path `/movies/*` (a legal path, priced by
+// the `/movies/*` route as that one resource) being read as the pattern and opening
+// every movie, nested pricier routes included.
+#[tokio::test]
+async fn literal_star_resource_receipt_opens_only_that_path() {
+    let w = World::new(1, "30m", "30d").await;
+    // Offered through the offer page too: `%2A` is the same resource.
+    let offer = w
+        .http
+        .get(w.url("/_tollgate/offer?resource=/movies/%2A"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(offer.status(), 200);
+    let claim = w.claim(&w.contract("/movies/*").await).await;
+    w.pay(&claim, half()).await;
+    w.wait_state(&claim, "paid").await;
+    let v: Value = w.receipt(&claim).await.json().await.unwrap();
+    assert_eq!(v["scope"], "/movies/*");
+    let receipt = v["receipt"].as_str().unwrap();
+    assert_eq!(w.get_with_receipt("/movies/*", receipt).await.status(), 200);
+    for other in ["/movies/y", "/movies/a/b", "/movies/premium/z", "/movies"] {
+        assert_eq!(
+            w.get_with_receipt(other, receipt).await.status(),
+            402,
+            "{other}"
+        );
+    }
 }
 
 // Rules out: double-crediting, or one contract's transfer paying another.

@@ -229,11 +229,12 @@ impl Route {
         self.summary.replace("{path}", resource)
     }
 
-    /// The receipt scope string for `resource`: the path itself, or the route pattern.
+    /// The receipt scope string for `resource`: the path itself, or `route:` and the
+    /// route pattern (see [`crate::receipt::Scope`]).
     pub fn scope_for(&self, resource: &str) -> String {
         match self.scope {
             Scope::Resource => resource.to_string(),
-            Scope::Route => self.pattern.clone(),
+            Scope::Route => crate::receipt::Scope::route(&self.pattern),
         }
     }
 }

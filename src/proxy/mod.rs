@@ -14,6 +14,7 @@ use pingora::proxy::{ProxyHttp, Session};
 
 use crate::app::App;
 use crate::challenge;
+use crate::config::Route;
 use crate::contract::Offer;
 use crate::endpoints::{self, EndpointRequest};
 use crate::gate::{decide, query_param, strip_query_param, Decision};
@@ -142,7 +143,10 @@ impl Tollgate {
         };
         let now = app.clock.now_secs();
         if let Some(payments) = &app.payments {
-            match self.receipt_unlocks(payments, req, &target.path, now).await {
+            match self
+                .receipt_unlocks(payments, req, &target.path, route, now)
+                .await
+            {
                 Ok(true) => {
                     ctx.rewrite = rewrite;
                     ctx.strip_credentials = true;
@@ -175,14 +179,16 @@ impl Tollgate {
         Some(challenge::payment_required(cfg, &offer, json))
     }
 
-    /// True when the request carries a receipt that unlocks `path`: MAC (constant
-    /// time), expiry, scope, then the contract-hash store (cache first). `Err` is a
-    /// reply for when the store cannot answer: fail closed.
+    /// True when the request carries a receipt that unlocks `path`, which `route`
+    /// prices: MAC (constant time), expiry, scope (the path itself, or this very
+    /// route), then the contract-hash store (cache first). `Err` is a reply for when
+    /// the store cannot answer: fail closed.
     async fn receipt_unlocks(
         &self,
         payments: &PaymentService,
         req: &pingora::http::RequestHeader,
         path: &str,
+        route: &Route,
         now: u64,
     ) -> std::result::Result<bool, Reply> {
         let auth = req.headers.get("authorization").map(|v| v.as_bytes());
@@ -191,7 +197,7 @@ impl Tollgate {
             let Ok(claims) = receipt::verify(&self.app.keys, candidate, now) else {
                 continue;
             };
-            if !receipt::scope_covers(&claims.scope, path) {
+            if !receipt::scope_covers(&claims.scope, path, &route.pattern) {
                 continue;
             }
             let mut hash = [0u8; 32];
