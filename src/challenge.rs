@@ -30,12 +30,19 @@ impl ChallengeUrls {
         ChallengeUrls {
             contract_url: format!("{base}/contract/{}", offer.token),
             pay_url: format!("{base}/pay"),
-            offer_url: format!(
-                "{base}/offer?resource={}",
-                query_escape(&offer.params.resource)
-            ),
+            offer_url: offer_url(cfg, &offer.params.resource),
         }
     }
+}
+
+/// The absolute URL of the human offer page for `resource` (a fresh contract).
+pub fn offer_url(cfg: &Config, resource: &str) -> String {
+    format!(
+        "{}{}/offer?resource={}",
+        cfg.server.public_url,
+        cfg.server.pay_prefix,
+        query_escape(resource)
+    )
 }
 
 #[derive(Serialize)]

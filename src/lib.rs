@@ -31,6 +31,10 @@
 //!    literally; a route scope opens a path only when that very route prices it
 //!    ([`receipt::scope_covers`]; `literal_star_resource_receipt_opens_only_that_path`,
 //!    `route_scope_unlocks_the_whole_route`).
+//! 8. *A claim's secret belongs to the claimer*: a repeat claim gets the claim token
+//!    only with that token or the claim cookie; nothing public yields it
+//!    (`shared_fulfillment_url_gives_a_stranger_nothing`,
+//!    `concurrent_first_claims_give_the_secret_to_one`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -142,6 +142,38 @@ price = "5"
         r.json().await.unwrap()
     }
 
+    /// `POST /pay` as JSON, presenting `claim_token` in the body and/or `cookie`.
+    async fn claim_as(
+        &self,
+        token: &str,
+        claim_token: Option<&str>,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        let mut body = json!({ "contract": token });
+        if let Some(c) = claim_token {
+            body["claim_token"] = json!(c);
+        }
+        let mut req = self.http.post(self.url("/_tollgate/pay")).json(&body);
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `POST /pay` as a browser without JavaScript: a form, HTML wanted.
+    async fn claim_form(&self, token: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url("/_tollgate/pay"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "text/html")
+            .body(format!("contract={token}"));
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
     async fn pay(&self, claim: &Value, amount: u128) -> String {
         let to: Address = claim["address"].as_str().unwrap().parse().unwrap();
         let tx = self.anvil.transfer(self.token, 1, to, amount).await;
@@ -229,10 +261,16 @@ async fn full_loop_pays_and_replay_unlocks() {
         )
     );
     assert_eq!(w.status(&claim).await["state"], "new");
-    // Claiming again is idempotent: same payment, same address.
-    let again = w.claim(&token).await;
+    // Claiming again is idempotent for the claimer (who presents the claim token):
+    // same payment, same address.
+    let again = w
+        .claim_as(&token, claim["claim_token"].as_str(), None)
+        .await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
     assert_eq!(again["payment_id"], claim["payment_id"]);
     assert_eq!(again["address"], claim["address"]);
+    assert_eq!(again["claim_token"], claim["claim_token"]);
     // Not paid: the receipt endpoint says so.
     let r = w.receipt(&claim).await;
     assert_eq!(r.status(), 409);
@@ -303,6 +341,239 @@ async fn full_loop_pays_and_replay_unlocks() {
     assert_eq!(r2["receipt"], receipt.as_str());
     // Paid once: exactly one transfer's worth received.
     assert_eq!(w.status(&claim).await["received"], "0.5");
+}
+
+/// The `name=value` of a `Set-Cookie` header named `name…` on `r`, with its attributes.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(name))
+        .map(str::to_string)
+}
+
+// Rules out: a shared fulfillment URL being a free pass (the Taler seed's third rule).
+// A stranger holding only the fulfillment URL, and so the contract token, tries every
+// public call; none yields the claim token, a receipt or the content. The payer keeps
+// access: its browser without JavaScript through the claim cookie, its wallet through
+// the stored claim token. The stranger is led to the offer and buys there.
+#[tokio::test]
+async fn shared_fulfillment_url_gives_a_stranger_nothing() {
+    let w = World::new(1, "30m", "30d").await;
+    let r = w
+        .http
+        .get(w.url("/movies/shared"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let challenge: Value = r.json().await.unwrap();
+    let token = challenge["contract_token"].as_str().unwrap().to_string();
+    let hash = challenge["contract_hash"].as_str().unwrap().to_string();
+    let fulfillment = w.local(challenge["contract"]["fulfillment_url"].as_str().unwrap());
+
+    // The payer claims: JSON answer plus the claim cookie, HttpOnly, on pay_prefix.
+    let r = w.claim_as(&token, None, None).await;
+    assert_eq!(r.status(), 201);
+    let cookie = set_cookie(&r, "tollgate_claim_").expect("claim cookie");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/_tollgate", "Max-Age="] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    let cookie_pair = cookie.split(';').next().unwrap().to_string();
+    let claim: Value = r.json().await.unwrap();
+    let (pid, secret) = (
+        claim["payment_id"].as_str().unwrap().to_string(),
+        claim["claim_token"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(cookie_pair, format!("tollgate_claim_{pid}={secret}"));
+    w.pay(&claim, half()).await;
+    w.wait_state(&claim, "paid").await;
+    w.origin.clear_hits();
+
+    // The stranger, with the fulfillment URL only.
+    let stranger = reqwest::Client::new();
+    let r = stranger
+        .get(&fulfillment)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    assert_eq!(r.headers()["x-taler-contract-hash"], hash.as_str());
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(&secret) && !text.contains(&pid), "{text}");
+    let terms = stranger
+        .get(w.local(challenge["contract_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!terms.contains(&secret) && !terms.contains(&pid));
+    // Claiming it again: 409 with the offer, never the payment or its secret, with any
+    // made-up proof (a claim token or a cookie that is not the claimer's).
+    let forged_cookie = format!("tollgate_claim_{pid}=AAAA");
+    for (proof, cookie) in [
+        (None, None),
+        (Some(token.as_str()), None),
+        (Some(hash.as_str()), Some(forged_cookie.as_str())),
+        (None, Some("tollgate_claim_x=1; tollgate_receipt=tg1.a.b")),
+    ] {
+        let r = w.claim_as(&token, proof, cookie).await;
+        assert_eq!(r.status(), 409);
+        assert!(set_cookie(&r, "tollgate_claim_").is_none());
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "contract_already_claimed");
+        assert_eq!(
+            v["offer_url"],
+            "http://tollgate.test/_tollgate/offer?resource=/movies/shared"
+        );
+        let t = v.to_string();
+        assert!(!t.contains(&secret) && !t.contains(&pid), "{t}");
+    }
+    let r = w.claim_form(&token, None).await;
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("/_tollgate/offer?resource=/movies/shared"),
+        "{page}"
+    );
+    assert!(!page.contains(&secret) && !page.contains(&pid));
+    // Even knowing the payment id (say the payer shared a status link), the receipt
+    // needs the claim token; the contract token, hash or a guess do not do.
+    for guess in ["", token.as_str(), hash.as_str(), "AAAA"] {
+        let r = stranger
+            .post(w.url(&format!("/_tollgate/{pid}/receipt")))
+            .json(&json!({ "claim_token": guess }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{guess}");
+        assert!(set_cookie(&r, "tollgate_receipt").is_none());
+    }
+    // The contract token is no receipt either.
+    for auth in [format!("Tollgate {token}"), format!("Tollgate tg1.{token}")] {
+        let r = stranger
+            .get(&fulfillment)
+            .header("Authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 402);
+    }
+    assert!(w.origin.hits().is_empty(), "{:?}", w.origin.hits());
+
+    // The payer's browser without JavaScript: the same form post, with its claim
+    // cookie, gets the instructions again, whose unlock button gives the receipt.
+    let r = w.claim_form(&token, Some(&cookie_pair)).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains(&format!("name=\"claim_token\" value=\"{secret}\"")),
+        "{page}"
+    );
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser
+        .post(w.url(&format!("/_tollgate/{pid}/receipt")))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Accept", "text/html")
+        .body(format!("claim_token={secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(set_cookie(&r, "tollgate_receipt=tg1.").is_some());
+    // The payer's wallet, with the stored claim token.
+    let r = w.claim_as(&token, Some(&secret), None).await;
+    assert_eq!(r.status(), 200);
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again["payment_id"], pid.as_str());
+    let v: Value = w.receipt(&again).await.json().await.unwrap();
+    let receipt = v["receipt"].as_str().unwrap();
+    assert_eq!(
+        w.get_with_receipt("/movies/shared", receipt).await.status(),
+        200
+    );
+
+    // The stranger follows the offer URL: a fresh contract of their own, paid by them.
+    let r = stranger
+        .get(w.url("/_tollgate/offer?resource=/movies/shared"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let own_contract = r.headers()["x-taler-contract-url"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let own_token = own_contract.rsplit('/').next().unwrap();
+    assert_ne!(own_token, token);
+    let r = stranger
+        .post(w.url("/_tollgate/pay"))
+        .json(&json!({ "contract": own_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let own: Value = r.json().await.unwrap();
+    assert_ne!(own["payment_id"], pid.as_str());
+    assert_ne!(own["address"], claim["address"]);
+    w.pay(&own, half()).await;
+    w.wait_state(&own, "paid").await;
+    let v: Value = w.receipt(&own).await.json().await.unwrap();
+    let r = stranger
+        .get(w.url("/movies/shared"))
+        .header(
+            "Authorization",
+            format!("Tollgate {}", v["receipt"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+// Rules out: two simultaneous first claims of one contract both getting its secret
+// (the store's atomic claim decides who claimed; the other is a stranger).
+#[tokio::test]
+async fn concurrent_first_claims_give_the_secret_to_one() {
+    let w = World::new(1, "30m", "30d").await;
+    for round in 0..5 {
+        let token = w.contract(&format!("/movies/race{round}")).await;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (http, url, barrier) =
+                    (w.http.clone(), w.url("/_tollgate/pay"), barrier.clone());
+                let token = token.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let r = http
+                        .post(url)
+                        .json(&json!({ "contract": token }))
+                        .send()
+                        .await
+                        .unwrap();
+                    (r.status().as_u16(), r.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            let (status, v) = t.await.unwrap();
+            match status {
+                201 => winners += 1,
+                409 => assert!(v.get("claim_token").is_none(), "{v}"),
+                other => panic!("claim answered {other}: {v}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
 }
 
 // Rules out: receipts that die with the process (the cache is not the authority).

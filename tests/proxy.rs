@@ -302,7 +302,8 @@ async fn contract_hash_matches_contract_url() {
             1800
         );
     }
-    // scope = "route" puts the pattern in the scope; access_ttl follows the route.
+    // scope = "route" puts "route:" and the pattern in the scope (the kind is part of the
+    // MAC'd terms, never guessed from the characters); access_ttl follows the route.
     let r = client
         .get(tg.url("/articles/hello"))
         .header("Accept", "application/json")
@@ -310,7 +311,7 @@ async fn contract_hash_matches_contract_url() {
         .await
         .unwrap();
     let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["contract"]["scope"], "/articles/{slug}");
+    assert_eq!(body["contract"]["scope"], "route:/articles/{slug}");
     assert_eq!(body["contract"]["access_ttl"], 7 * 86400);
     assert_eq!(body["contract"]["amount"], "0.001");
 }

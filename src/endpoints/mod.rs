@@ -35,6 +35,8 @@ pub struct EndpointRequest<'a> {
     pub wants_json: bool,
     /// The client's address.
     pub client_ip: Option<IpAddr>,
+    /// The `Cookie` header values (for the claim cookie).
+    pub cookies: &'a [&'a str],
 }
 
 /// True when the endpoint at `sub_path` reads a request body.

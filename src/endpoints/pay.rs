@@ -31,43 +31,105 @@ fn store_down(e: impl std::fmt::Display) -> Reply {
     .with_header("Retry-After", "5".into())
 }
 
-/// A form or JSON field from the request body.
-fn field(req: &EndpointRequest<'_>, name: &str) -> Result<String, Reply> {
-    if req
-        .content_type
-        .starts_with("application/x-www-form-urlencoded")
-    {
-        let body = std::str::from_utf8(req.body)
-            .map_err(|_| Reply::error(400, "bad_body", "form body is not UTF-8"))?;
-        for pair in body.split('&') {
-            if let Some(v) = pair.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
-                return String::from_utf8(percent_decode(v))
-                    .map_err(|_| Reply::error(400, "bad_body", "field is not UTF-8"));
+/// The fields of a request body: a form (`application/x-www-form-urlencoded`) or a
+/// JSON object.
+enum Fields {
+    Form(Vec<(String, String)>),
+    Json(serde_json::Value),
+}
+
+impl Fields {
+    /// Parses the body; a client's mistake is a 400 reply.
+    fn parse(req: &EndpointRequest<'_>, example: &str) -> Result<Fields, Reply> {
+        if req
+            .content_type
+            .starts_with("application/x-www-form-urlencoded")
+        {
+            let body = std::str::from_utf8(req.body)
+                .map_err(|_| Reply::error(400, "bad_body", "form body is not UTF-8"))?;
+            let mut pairs = Vec::new();
+            for pair in body.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let v = String::from_utf8(percent_decode(v))
+                    .map_err(|_| Reply::error(400, "bad_body", "field is not UTF-8"))?;
+                pairs.push((k.to_string(), v));
             }
+            return Ok(Fields::Form(pairs));
         }
-        return Err(Reply::error(
-            400,
-            "missing_field",
-            &format!("form field {name:?} is required"),
-        ));
+        serde_json::from_slice(req.body)
+            .map(Fields::Json)
+            .map_err(|e| {
+                Reply::error(
+                    400,
+                    "bad_json",
+                    &format!("body must be JSON like {{\"{example}\": \"…\"}}: {e}"),
+                )
+            })
     }
-    let v: serde_json::Value = serde_json::from_slice(req.body).map_err(|e| {
-        Reply::error(
-            400,
-            "bad_json",
-            &format!("body must be JSON like {{\"{name}\": \"…\"}}: {e}"),
-        )
-    })?;
-    v.get(name)
-        .and_then(|s| s.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            Reply::error(
-                400,
-                "missing_field",
-                &format!("JSON field {name:?} (a string) is required"),
-            )
+
+    /// The string field `name`, if present.
+    fn get(&self, name: &str) -> Option<String> {
+        match self {
+            Fields::Form(pairs) => pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone()),
+            Fields::Json(v) => v.get(name).and_then(|s| s.as_str()).map(str::to_string),
+        }
+    }
+
+    /// The string field `name`, or a 400 naming it.
+    fn require(&self, name: &str) -> Result<String, Reply> {
+        self.get(name).ok_or_else(|| {
+            let what = match self {
+                Fields::Form(_) => format!("form field {name:?} is required"),
+                Fields::Json(_) => format!("JSON field {name:?} (a string) is required"),
+            };
+            Reply::error(400, "missing_field", &what)
         })
+    }
+}
+
+/// The name prefix of the claim cookie; the full name is `tollgate_claim_<payment id>`.
+const CLAIM_COOKIE: &str = "tollgate_claim_";
+
+/// Claim tokens a request presents: the body's `claim_token`, then every claim cookie
+/// (at most 16 in all).
+fn presented_claim_tokens(req: &EndpointRequest<'_>, fields: &Fields) -> Vec<String> {
+    let cookies = req
+        .cookies
+        .iter()
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            name.strip_prefix(CLAIM_COOKIE)?;
+            Some(value.trim_matches('"').to_string())
+        });
+    fields
+        .get("claim_token")
+        .into_iter()
+        .chain(cookies)
+        .take(16)
+        .collect()
+}
+
+/// The claim cookie for `p`: the payer's browser proves with it, also without
+/// JavaScript, that a repeat claim is its own. Lives until the payment expires plus
+/// the receipt lifetime (a late payer still fetches the receipt).
+fn claim_cookie(app: &App, p: &Payment, claim_token: &str, now: u64) -> String {
+    let max_age = p
+        .expires_at
+        .saturating_sub(now)
+        .saturating_add(p.access_ttl_secs);
+    let secure = if app.cfg.server.public_https {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{CLAIM_COOKIE}{}={claim_token}; Path={}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        p.id, app.cfg.server.pay_prefix
+    )
 }
 
 fn is_form(req: &EndpointRequest<'_>) -> bool {
@@ -76,18 +138,24 @@ fn is_form(req: &EndpointRequest<'_>) -> bool {
         && !req.wants_json
 }
 
-/// `POST /pay {"contract": token}`.
+/// `POST /pay {"contract": token[, "claim_token": …]}`.
 pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
     let Some(svc) = &app.payments else {
         return payments_off();
     };
-    let token = match field(req, "contract") {
+    let fields = match Fields::parse(req, "contract") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let token = match fields.require("contract") {
         Ok(t) => t,
         Err(r) => return r,
     };
+    let presented = presented_claim_tokens(req, &fields);
+    let proofs: Vec<&str> = presented.iter().map(String::as_str).collect();
     let now = app.clock.now_secs();
     let claimed = match svc
-        .claim(&app.cfg, &app.keys, &token, req.client_ip, now)
+        .claim(&app.cfg, &app.keys, &token, &proofs, req.client_ip, now)
         .await
     {
         Ok(c) => c,
@@ -102,14 +170,17 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
             return Reply::error(429, "rate_limited", &e.to_string())
                 .with_header("Retry-After", "60".into())
         }
+        Err(e @ ClaimError::AlreadyClaimed { .. }) => return already_claimed(app, req, &e),
         Err(ClaimError::Store(e)) => return store_down(e),
     };
     let p = &claimed.payment;
     let cfg = &app.cfg;
     let base = format!("{}{}", cfg.server.public_url, cfg.server.pay_prefix);
     let uri = eip681(&cfg.chain.token, cfg.chain.chain_id, &p.address, p.amount.0);
+    let cookie = claim_cookie(app, p, &claimed.claim_token, now);
     if is_form(req) {
-        return instructions_page(app, p, &claimed.claim_token, &uri, &base);
+        return instructions_page(app, p, &claimed.claim_token, &uri, &base)
+            .with_header("Set-Cookie", cookie);
     }
     Reply::json(
         if claimed.created { 201 } else { 200 },
@@ -125,6 +196,39 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
             "status_url": format!("{base}/{}/status.json", p.id),
             "receipt_url": format!("{base}/{}/receipt", p.id),
             "expires_at": p.expires_at,
+        }),
+    )
+    .with_header("Set-Cookie", cookie)
+}
+
+/// The 409 for a contract someone else claimed: never its payment's secrets, always
+/// the way to an offer of one's own.
+fn already_claimed(app: &App, req: &EndpointRequest<'_>, e: &ClaimError) -> Reply {
+    let ClaimError::AlreadyClaimed { resource } = e else {
+        return Reply::error(409, "contract_already_claimed", &e.to_string());
+    };
+    let offer_url = crate::challenge::offer_url(&app.cfg, resource);
+    if is_form(req) {
+        return Reply::html(
+            409,
+            page(
+                "Already claimed",
+                &format!(
+                    "<h1>This offer was already taken</h1>\
+                     <p>Someone else claimed this contract (a shared link?). Buy your own copy of \
+                     <code>{}</code> on its offer page.</p><p><a class=\"button\" href=\"{}\">Go to the offer</a></p>",
+                    html_escape(resource),
+                    html_escape(&offer_url)
+                ),
+            ),
+        );
+    }
+    Reply::json(
+        409,
+        &json!({
+            "code": "contract_already_claimed",
+            "message": e.to_string(),
+            "offer_url": offer_url,
         }),
     )
 }
@@ -210,7 +314,7 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
     let Some(svc) = &app.payments else {
         return payments_off();
     };
-    let token = match field(req, "claim_token") {
+    let token = match Fields::parse(req, "claim_token").and_then(|f| f.require("claim_token")) {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -298,7 +402,7 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
 
 const STYLE: &str = "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}\
 main{border:1px solid #d0d0d5;border-radius:12px;padding:1.5rem}code{word-break:break-all}\
-button{background:#f7931a;color:#fff;border:0;border-radius:8px;padding:.6rem 1.2rem;font-size:1rem}</style>";
+button,a.button{background:#f7931a;color:#fff;border:0;border-radius:8px;padding:.6rem 1.2rem;font-size:1rem;text-decoration:none}</style>";
 
 fn page(title: &str, body: &str) -> String {
     format!(

@@ -50,6 +50,13 @@ pub enum ClaimError {
     /// Too many new payments from this client.
     #[error("too many new payments from this address; try again later")]
     RateLimited,
+    /// Someone else claimed this contract first, and the request does not prove it is
+    /// them (no matching claim token or claim cookie): buy your own at the offer.
+    #[error("this contract was claimed by someone else; get your own offer")]
+    AlreadyClaimed {
+        /// The contract's resource (for the offer URL).
+        resource: String,
+    },
     /// Store or derivation failure: fail closed.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -138,11 +145,20 @@ impl PaymentService {
     }
 
     /// Claims the contract in `token` for a client at `ip` (SPEC `POST /pay`).
+    ///
+    /// The claim token is the claimer's secret (invariant 10): a contract that is
+    /// already claimed — found in the store, or claimed by a concurrent request that
+    /// won the store's atomic claim — is answered (idempotently, even after the
+    /// deadline) only when one of `proofs` (claim tokens the request presents, in its
+    /// body or claim cookie) is that payment's claim token; otherwise
+    /// [`ClaimError::AlreadyClaimed`]. Nothing public (the contract token, a shared
+    /// fulfillment URL) yields it.
     pub async fn claim(
         &self,
         cfg: &Config,
         keys: &Keys,
         token: &str,
+        proofs: &[&str],
         ip: Option<IpAddr>,
         now: u64,
     ) -> Result<Claimed, ClaimError> {
@@ -152,13 +168,24 @@ impl PaymentService {
         }
         let hash = offer.hash.0;
         let pid = Self::payment_id(keys, &hash);
-        // An existing claim is returned even after the deadline (idempotent).
+        let repeat = |payment: Payment| {
+            if proofs
+                .iter()
+                .any(|t| Self::claim_token_ok(keys, &payment.id, t))
+            {
+                Ok(Claimed {
+                    claim_token: Self::claim_token(keys, &payment.id),
+                    payment,
+                    created: false,
+                })
+            } else {
+                Err(ClaimError::AlreadyClaimed {
+                    resource: offer.params.resource.clone(),
+                })
+            }
+        };
         if let Some(p) = self.store.payment_by_contract(&hash).await? {
-            return Ok(Claimed {
-                claim_token: Self::claim_token(keys, &p.id),
-                payment: p,
-                created: false,
-            });
+            return repeat(p);
         }
         if offer.expired(now) {
             return Err(ClaimError::Expired);
@@ -187,6 +214,10 @@ impl PaymentService {
         };
         let derive = |i: u32| (self.derive)(i);
         let (payment, created) = self.store.claim(new, &derive).await?;
+        if !created {
+            // A concurrent claim won the store's atomic claim: it is theirs.
+            return repeat(payment);
+        }
         if let Ok(mut w) = self.watched.write() {
             w.insert(payment.address.to_ascii_lowercase());
         }
@@ -437,7 +468,7 @@ mod tests {
         };
         let offer = Offer::mint(&cfg, &keys, &offer_route, "/x", [1; 16], 100);
         let err = svc
-            .claim(&cfg, &keys, &offer.token, None, 100)
+            .claim(&cfg, &keys, &offer.token, &[], None, 100)
             .await
             .unwrap_err();
         assert!(matches!(err, ClaimError::Store(_)), "{err:?}");

@@ -251,6 +251,12 @@ impl Tollgate {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        let cookies: Vec<&str> = req
+            .headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         endpoints::handle(
             &self.app,
             &EndpointRequest {
@@ -261,6 +267,7 @@ impl Tollgate {
                 content_type: &content_type,
                 wants_json,
                 client_ip,
+                cookies: &cookies,
             },
         )
         .await
