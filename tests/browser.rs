@@ -6,7 +6,10 @@
 //! QR → we pay on chain → the page polls, fetches the receipt (cookie) and opens the
 //! resource from the origin → a new tab replays the cookie → a fresh context still
 //! gets the paywall. Without JavaScript: the form POST gives the instructions page →
-//! we pay → its status page says paid → "I have paid: unlock" → the resource.
+//! we pay → its status page says paid → "I have paid: unlock" → the resource; its
+//! receipt cookie gone, that browser claims again with its claim cookie. A stranger
+//! who opens that purchase's fulfillment URL (without, then with JavaScript) is refused
+//! the claim, led to the offer, and buys a contract of their own there.
 //!
 //! The node script and this test talk in lines (see the script's header): it prints
 //! what it sees, we answer `PAID` once the transfer has its confirmations.
@@ -294,6 +297,20 @@ summary = "Movie {{path}}"
     assert_ne!(paid_js, paid_nojs, "each purchase gets its own address");
     b.say(&tg, "PAID");
     b.expect(&tg, "NOJS_UNLOCKED", NEXT_LINE);
+    // Its claim cookie lets that browser claim again; a stranger with its fulfillment
+    // URL is led to the offer (without and with JavaScript) and buys their own.
+    b.expect(&tg, "NOJS_RECLAIMED", NEXT_LINE);
+    b.expect(&tg, "NOJS_STRANGER_OFFER", NEXT_LINE);
+    let address = b.expect(&tg, "STRANGER_ADDRESS", NEXT_LINE);
+    let amount = b.expect(&tg, "STRANGER_AMOUNT", NEXT_LINE);
+    assert_eq!(amount, PRICE);
+    let paid_stranger = pay(&anvil, token, &address, &amount).await;
+    assert_ne!(
+        paid_stranger, paid_nojs,
+        "the stranger pays an address of their own"
+    );
+    b.say(&tg, "PAID");
+    b.expect(&tg, "STRANGER_UNLOCKED", NEXT_LINE);
     b.expect(&tg, "DONE", NEXT_LINE);
     match b.exit_status(Duration::from_secs(30)) {
         Some(s) if s.success() => {}
@@ -316,12 +333,17 @@ summary = "Movie {{path}}"
     // Each payment received exactly the price, once.
     assert_eq!(anvil.balance_of(token, paid_js).await, base_units(PRICE));
     assert_eq!(anvil.balance_of(token, paid_nojs).await, base_units(PRICE));
-    // The origin served the resource exactly three times (unlocked, replayed, no-JS
-    // unlocked): never for a 402, never with tollgate's parameter.
+    assert_eq!(
+        anvil.balance_of(token, paid_stranger).await,
+        base_units(PRICE)
+    );
+    // The origin served the resource exactly five times (unlocked, replayed, no-JS
+    // unlocked, no-JS repeat claim, the stranger's own purchase): never for a 402,
+    // never for the stranger's shared link, never with tollgate's parameter.
     let hits: Vec<String> = origin
         .hits()
         .into_iter()
         .filter(|h| h.starts_with("/movies/"))
         .collect();
-    assert_eq!(hits, vec![RESOURCE; 3], "origin hits: {:?}", origin.hits());
+    assert_eq!(hits, vec![RESOURCE; 5], "origin hits: {:?}", origin.hits());
 }

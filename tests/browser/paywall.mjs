@@ -13,10 +13,17 @@
 //   STRANGER402                 a fresh browser context still gets the paywall
 //   NOJS_ADDRESS / NOJS_AMOUNT  the same without JavaScript: the instructions page
 //   NOJS_UNLOCKED               "I have paid: unlock" led to the resource
+//   NOJS_RECLAIMED              that browser, its receipt cookie gone, opens its fulfillment
+//                               URL, claims again (its claim cookie proves it) and unlocks
+//   NOJS_STRANGER_OFFER         a stranger without JavaScript opening that fulfillment URL
+//                               is refused the claim and led to the offer page
+//   STRANGER_ADDRESS / _AMOUNT  a stranger with JavaScript is led from it to the offer and
+//                               claims a contract of their own there: pay it
+//   STRANGER_UNLOCKED           the stranger's own payment opened the resource
 //   DONE                        all passed; exit status 0
 //   FAIL <reason>               a step failed or timed out; exit status 1
 // stdin: the driver writes `PAID` once it has paid and mined the confirmations,
-// after each ADDRESS/AMOUNT pair. Details (HTTP log, console, page errors) go to
+// after each ADDRESS/AMOUNT pair (NOJS_ and STRANGER_ ones too). Details (HTTP log, console, page errors) go to
 // stderr. Every wait is bounded; nothing sleeps for a fixed time.
 
 import fs from 'node:fs';
@@ -288,6 +295,8 @@ async function withoutJavaScript(browser, url, summary, price, shots) {
   if (await page.locator('#live').isVisible()) fail('no-JS paywall: #live is visible without JavaScript');
 
   const action = (await page.locator('#pay-form').getAttribute('action')) ?? '';
+  const contractToken = (await page.locator('#pay-form input[name=contract]').getAttribute('value')) ?? '';
+  if (!contractToken) fail('no-JS paywall: the pay form carries no contract token');
   const posted = page.waitForResponse((r) => r.url() === action && r.request().method() === 'POST');
   posted.catch(() => {});
   await step('no-JS: click "Get payment address"', STEP_MS, () =>
@@ -331,6 +340,92 @@ async function withoutJavaScript(browser, url, summary, price, shots) {
   await expectOrigin(page, nav, resourcePath, 'no-JS unlock');
   await expectReceiptCookie(context, 'no-JS unlock');
   out('NOJS_UNLOCKED');
+
+  // The same browser, its receipt cookie gone (the claim cookie kept), revisits its
+  // fulfillment URL and claims again: its claim cookie proves it is the claimer.
+  const fulfillment = `${url}?tollgate_contract=${encodeURIComponent(contractToken)}`;
+  await context.clearCookies({ name: 'tollgate_receipt' });
+  const claimCookies = (await context.cookies()).filter((c) => c.name.startsWith('tollgate_claim_'));
+  if (claimCookies.length !== 1) fail(`no-JS: expected one claim cookie, have ${claimCookies.map((c) => c.name)}`);
+  if (!claimCookies[0].httpOnly || claimCookies[0].path !== '/_tollgate') {
+    fail(`no-JS: claim cookie is ${JSON.stringify(claimCookies[0])}`);
+  }
+  const back = await step('no-JS: revisit the fulfillment URL', STEP_MS, () => page.goto(fulfillment));
+  await expectPaywall(page, back, summary, price, 'no-JS revisit');
+  const reposted = page.waitForResponse((r) => r.url() === action && r.request().method() === 'POST');
+  reposted.catch(() => {});
+  await step('no-JS: claim again', STEP_MS, () => page.getByRole('button', { name: 'Get payment address' }).click());
+  const again = await step('no-JS: the repeat claim answers', STEP_MS, () => reposted);
+  if (again.status() !== 200) fail(`no-JS: the repeat claim answered ${again.status()}: ${(await again.text()).slice(0, 300)}`);
+  const reopened = navigationTo(page, resourcePath);
+  await step('no-JS: click "I have paid: unlock" again', STEP_MS, () =>
+    page.getByRole('button', { name: 'I have paid: unlock' }).click(),
+  );
+  const nav2 = await step('no-JS: wait for the resource again', STEP_MS, () => reopened);
+  await expectOrigin(page, nav2, resourcePath, 'no-JS repeat claim');
+  out('NOJS_RECLAIMED');
+  await context.close();
+  return fulfillment;
+}
+
+/** A stranger without JavaScript opens someone else's fulfillment URL. */
+async function strangerWithoutJavaScript(browser, fulfillment, summary, price) {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = watch(await context.newPage(), 'nojs-stranger');
+  const resp = await step('no-JS stranger: open the shared fulfillment URL', STEP_MS, () => page.goto(fulfillment));
+  await expectPaywall(page, resp, summary, price, 'no-JS stranger');
+  const action = (await page.locator('#pay-form').getAttribute('action')) ?? '';
+  const posted = page.waitForResponse((r) => r.url() === action && r.request().method() === 'POST');
+  posted.catch(() => {});
+  await step('no-JS stranger: click "Get payment address"', STEP_MS, () =>
+    page.getByRole('button', { name: 'Get payment address' }).click(),
+  );
+  const refused = await step('no-JS stranger: the claim answers', STEP_MS, () => posted);
+  if (refused.status() !== 409) fail(`no-JS stranger: claim answered ${refused.status()}, expected 409`);
+  const body = await refused.text();
+  if (/claim_token|[0-9a-f]{16}\/receipt/.test(body)) fail(`no-JS stranger: the 409 page shows claim details: ${body}`);
+  const offer = page.getByRole('link', { name: 'Go to the offer' });
+  const opened = page.waitForResponse((r) => r.request().isNavigationRequest() && new URL(r.url()).pathname.endsWith('/offer'));
+  opened.catch(() => {});
+  await step('no-JS stranger: follow "Go to the offer"', STEP_MS, () => offer.click());
+  const offerPage = await step('no-JS stranger: the offer page', STEP_MS, () => opened);
+  if (offerPage.status() !== 200) fail(`no-JS stranger: offer page answered ${offerPage.status()}`);
+  const title = await page.title();
+  if (!title.startsWith('Offer')) fail(`no-JS stranger: offer page title is ${JSON.stringify(title)}`);
+  out('NOJS_STRANGER_OFFER');
+  await context.close();
+}
+
+/** A stranger with JavaScript opens someone else's fulfillment URL and buys their own. */
+async function strangerWithJavaScript(browser, url, fulfillment, summary, price) {
+  const resourcePath = new URL(url).pathname;
+  const context = await browser.newContext();
+  const page = watch(await context.newPage(), 'stranger-js');
+  const resp = await step('stranger: open the shared fulfillment URL', STEP_MS, () => page.goto(fulfillment));
+  await expectPaywall(page, resp, summary, price, 'stranger');
+  const led = page.waitForResponse((r) => r.request().isNavigationRequest() && new URL(r.url()).pathname.endsWith('/offer'));
+  led.catch(() => {});
+  await step('stranger: click "Get payment address"', STEP_MS, () =>
+    page.getByRole('button', { name: 'Get payment address' }).click(),
+  );
+  const offerPage = await step('stranger: led to the offer page', STEP_MS, () => led);
+  if (offerPage.status() !== 200) fail(`stranger: offer page answered ${offerPage.status()}`);
+  await step('stranger: the offer page is shown', STEP_MS, () => page.waitForURL((u) => u.pathname.endsWith('/offer')));
+  await step('stranger: click "Get payment address" on the offer', STEP_MS, () =>
+    page.getByRole('button', { name: 'Get payment address' }).click(),
+  );
+  const addressShown = page.locator('#live-address').filter({ hasText: /^\s*0x[0-9a-fA-F]{40}\s*$/ });
+  await step('stranger: wait for an address of their own', STEP_MS, () => addressShown.waitFor());
+  const address = await text(page, '#live-address');
+  const amount = await text(page, '#live-amount');
+  const unlocked = navigationTo(page, resourcePath);
+  out(`STRANGER_ADDRESS ${address}`);
+  out(`STRANGER_AMOUNT ${amount}`);
+  await expectInput('PAID');
+  const nav = await step('stranger: wait for their payment to open the resource', PAID_MS, () => unlocked);
+  await expectOrigin(page, nav, resourcePath, 'stranger after paying');
+  checkNoPageErrors('stranger');
+  out('STRANGER_UNLOCKED');
   await context.close();
 }
 
@@ -347,7 +442,9 @@ async function main() {
   log(`Chromium ${browser.version()}; screenshots in ${shots}`);
   try {
     await withJavaScript(browser, url, summary, price, shots);
-    await withoutJavaScript(browser, url, summary, price, shots);
+    const fulfillment = await withoutJavaScript(browser, url, summary, price, shots);
+    await strangerWithoutJavaScript(browser, fulfillment, summary, price);
+    await strangerWithJavaScript(browser, url, fulfillment, summary, price);
   } finally {
     await step('close Chromium', 15_000, () => browser.close()).catch((e) => log(e.message));
   }
