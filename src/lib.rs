@@ -26,7 +26,9 @@
 //!    under a MAC, so the terms and hash can be re-derived and forged tokens fail
 //!    (`contract_hash_matches_contract_url`, `tampered_tokens_are_rejected`).
 //! 5. *Money is integers*: amounts are base units ([`amount::Amount`]); no floats.
-//! 6. *Secrets never print*: [`config::SecretKey`] redacts itself.
+//! 6. *Secrets never print*: [`config::SecretKey`] redacts itself, and every log line
+//!    and error message passes through [`redact::redact`]
+//!    (`secrets_never_reach_logs_or_error_bodies`).
 //! 7. *A receipt opens exactly what was bought*: a resource scope is one path, taken
 //!    literally; a route scope opens a path only when that very route prices it
 //!    ([`receipt::scope_covers`]; `literal_star_resource_receipt_opens_only_that_path`,
@@ -53,6 +55,7 @@ pub mod payments;
 pub mod postback;
 pub mod proxy;
 pub mod receipt;
+pub mod redact;
 pub mod reply;
 pub mod routes;
 pub mod server;

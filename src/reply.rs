@@ -36,9 +36,16 @@ impl Reply {
         }
     }
 
-    /// A JSON error `{code, message}`.
+    /// A JSON error `{code, message}`; the message is redacted (it may quote input).
     pub fn error(status: u16, code: &str, message: &str) -> Reply {
-        Reply::json(status, &ErrorBody { code, message })
+        let message = crate::redact::redact(message);
+        Reply::json(
+            status,
+            &ErrorBody {
+                code,
+                message: &message,
+            },
+        )
     }
 
     /// An HTML page.

@@ -39,6 +39,9 @@ pub fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
 
 /// Runs tollgate until a signal stops it. Never returns.
 pub fn run(mut cfg: Config) -> ! {
+    if let Some(token) = cfg.admin.as_ref().and_then(|a| a.token.as_ref()) {
+        crate::redact::register_secret(&token.0);
+    }
     let resolve = |a: SocketAddr| match resolve_port(a) {
         Ok(a) => a,
         Err(e) => {

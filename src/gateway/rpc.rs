@@ -176,7 +176,9 @@ pub fn result(id: &Value, result: Value) -> Value {
 
 /// An error response.
 pub fn error(e: &RpcError) -> Value {
-    json!({"jsonrpc": "2.0", "error": {"code": e.code, "message": e.message}, "id": e.id})
+    // Messages quote the caller's input: never echo a credential.
+    let message = crate::redact::redact(&e.message);
+    json!({"jsonrpc": "2.0", "error": {"code": e.code, "message": message}, "id": e.id})
 }
 
 #[cfg(test)]
