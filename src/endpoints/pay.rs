@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{percent_decode, EndpointRequest};
 use crate::app::App;
-use crate::payments::service::{eip681, ClaimError, PaymentService};
+use crate::payments::service::{eip681, ClaimError, ClaimProof, PaymentService};
 use crate::payments::state::PaymentState;
 use crate::reply::{html_escape, Reply};
 use crate::store::Payment;
@@ -93,24 +93,22 @@ impl Fields {
 /// The name prefix of the claim cookie; the full name is `tollgate_claim_<payment id>`.
 const CLAIM_COOKIE: &str = "tollgate_claim_";
 
-/// Claim tokens a request presents: the body's `claim_token`, then every claim cookie
-/// (at most 16 in all).
-fn presented_claim_tokens(req: &EndpointRequest<'_>, fields: &Fields) -> Vec<String> {
+/// What the request presents as proof of a claim: the body's `claim_token` and every
+/// claim cookie (the payment id in its name).
+fn claim_proof<'a>(req: &EndpointRequest<'a>, body_token: Option<&'a str>) -> ClaimProof<'a> {
     let cookies = req
         .cookies
         .iter()
         .flat_map(|h| h.split(';'))
         .filter_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            name.strip_prefix(CLAIM_COOKIE)?;
-            Some(value.trim_matches('"').to_string())
-        });
-    fields
-        .get("claim_token")
-        .into_iter()
-        .chain(cookies)
-        .take(16)
-        .collect()
+            Some((name.strip_prefix(CLAIM_COOKIE)?, value.trim_matches('"')))
+        })
+        .collect();
+    ClaimProof {
+        token: body_token,
+        cookies,
+    }
 }
 
 /// The claim cookie for `p`: the payer's browser proves with it, also without
@@ -151,11 +149,11 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
         Ok(t) => t,
         Err(r) => return r,
     };
-    let presented = presented_claim_tokens(req, &fields);
-    let proofs: Vec<&str> = presented.iter().map(String::as_str).collect();
+    let body_token = fields.get("claim_token");
+    let proof = claim_proof(req, body_token.as_deref());
     let now = app.clock.now_secs();
     let claimed = match svc
-        .claim(&app.cfg, &app.keys, &token, &proofs, req.client_ip, now)
+        .claim(&app.cfg, &app.keys, &token, &proof, req.client_ip, now)
         .await
     {
         Ok(c) => c,

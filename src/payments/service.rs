@@ -73,6 +73,32 @@ pub struct Claimed {
     pub created: bool,
 }
 
+/// What a claim request presents to prove it is the claimer of an already-claimed
+/// contract: a claim token in its body, and the claim cookies it carries (payment id
+/// from the cookie name, claim token as the value).
+#[derive(Debug, Clone, Default)]
+pub struct ClaimProof<'a> {
+    /// `claim_token` from the request body.
+    pub token: Option<&'a str>,
+    /// `(payment id, claim token)` of every `tollgate_claim_<id>` cookie.
+    pub cookies: Vec<(&'a str, &'a str)>,
+}
+
+impl ClaimProof<'_> {
+    /// True when this proves the claim of payment `pid` (MACs checked in constant time).
+    pub fn proves(&self, keys: &Keys, pid: &str) -> bool {
+        let cookie = self
+            .cookies
+            .iter()
+            .find(|(id, _)| *id == pid)
+            .map(|(_, t)| *t);
+        [self.token, cookie]
+            .into_iter()
+            .flatten()
+            .any(|t| PaymentService::claim_token_ok(keys, pid, t))
+    }
+}
+
 /// Derives the receiving address (EIP-55) of child `index` of the account xpub.
 pub type Derive = Arc<dyn Fn(u32) -> Result<String, String> + Send + Sync>;
 
@@ -149,8 +175,8 @@ impl PaymentService {
     /// The claim token is the claimer's secret (invariant 10): a contract that is
     /// already claimed — found in the store, or claimed by a concurrent request that
     /// won the store's atomic claim — is answered (idempotently, even after the
-    /// deadline) only when one of `proofs` (claim tokens the request presents, in its
-    /// body or claim cookie) is that payment's claim token; otherwise
+    /// deadline) only when `proof` (the claim token in the request's body, or its
+    /// claim cookie) is that payment's claim token; otherwise
     /// [`ClaimError::AlreadyClaimed`]. Nothing public (the contract token, a shared
     /// fulfillment URL) yields it.
     pub async fn claim(
@@ -158,7 +184,7 @@ impl PaymentService {
         cfg: &Config,
         keys: &Keys,
         token: &str,
-        proofs: &[&str],
+        proof: &ClaimProof<'_>,
         ip: Option<IpAddr>,
         now: u64,
     ) -> Result<Claimed, ClaimError> {
@@ -169,10 +195,7 @@ impl PaymentService {
         let hash = offer.hash.0;
         let pid = Self::payment_id(keys, &hash);
         let repeat = |payment: Payment| {
-            if proofs
-                .iter()
-                .any(|t| Self::claim_token_ok(keys, &payment.id, t))
-            {
+            if proof.proves(keys, &payment.id) {
                 Ok(Claimed {
                     claim_token: Self::claim_token(keys, &payment.id),
                     payment,
@@ -468,7 +491,7 @@ mod tests {
         };
         let offer = Offer::mint(&cfg, &keys, &offer_route, "/x", [1; 16], 100);
         let err = svc
-            .claim(&cfg, &keys, &offer.token, &[], None, 100)
+            .claim(&cfg, &keys, &offer.token, &ClaimProof::default(), None, 100)
             .await
             .unwrap_err();
         assert!(matches!(err, ClaimError::Store(_)), "{err:?}");

@@ -239,6 +239,10 @@ pub fn remove_dot_segments(path: &str) -> String {
 /// caller then refuses the path as ambiguous: fail closed).
 pub const MAX_READINGS: usize = 256;
 
+/// Bound on the bytes of all readings explored for one path (so a long path full of
+/// escapes costs at most a few hundred KiB of work, not `MAX_READINGS` × its length).
+pub const MAX_READING_BYTES: usize = 256 * 1024;
+
 /// True when a lenient origin could read the canonical `path` as another path: it
 /// still holds a percent-escape (which an origin may decode: `%2F`, `%5C`, `%00`,
 /// `%3B`, `%25`…) or a `;` (path parameters some origins strip).
@@ -247,7 +251,8 @@ pub fn has_other_readings(path: &str) -> bool {
 }
 
 /// Every canonical path a lenient origin might read `canonical` as, other than
-/// `canonical` itself; `None` when there are more than [`MAX_READINGS`].
+/// `canonical` itself; `None` when there are more than [`MAX_READINGS`], or their
+/// bytes exceed [`MAX_READING_BYTES`].
 ///
 /// The readings are the closure of `canonical` under every transformation origins
 /// are known to apply, in every order, to a fixed point: percent-decoding once more
@@ -271,12 +276,14 @@ pub fn lenient_readings(canonical: &str, lowercase: bool) -> Option<Vec<String>>
     let start = canonical.as_bytes().to_vec();
     let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     seen.insert(start.clone());
+    let mut bytes = canonical.len();
     let mut queue = vec![start];
     while let Some(cur) = queue.pop() {
         for op in OPS {
             let next = op(&cur);
             if next != cur && seen.insert(next.clone()) {
-                if seen.len() > MAX_READINGS {
+                bytes += next.len();
+                if seen.len() > MAX_READINGS || bytes > MAX_READING_BYTES {
                     return None;
                 }
                 queue.push(next);
@@ -492,6 +499,9 @@ mod tests {
     fn readings_are_bounded() {
         let deep = format!("/%{}", "25".repeat(300));
         assert!(lenient_readings(&canon(&deep), false).is_none());
+        // A long path full of escapes is bounded by bytes, not only by count.
+        let long = format!("/{}", "a%2Fb;c/".repeat(16 * 1024));
+        assert!(lenient_readings(&canon(&long), false).is_none());
         let lower = lenient_readings(&canon("/MOVIES%2Fx"), true).unwrap();
         assert!(lower.contains(&"/movies/x".to_string()), "{lower:?}");
     }
