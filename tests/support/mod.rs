@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod origin;
+pub mod rpc_proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
