@@ -18,7 +18,7 @@
 //! 3. **Chain scan**: ≥ 50k token Transfer logs (airdrops, some to tollgate's own
 //!    receiving addresses), then the rate at which tollgate's watcher gets through
 //!    them (restart from its checkpoint; fresh store from block 0), the rate of
-//!    `tollgate::chain::rpc::Rpc::transfer_logs` over the same range in-process, and
+//!    `tollgate::chain::rpc::View::transfer_logs` over the same range in-process, and
 //!    anvil's own share (the same `eth_getLogs`, unparsed).
 //! 4. **RSS per cached receipt**: 1M `PaidFact`s in a moka cache built as
 //!    `PaymentService` builds it, measured from `/proc/self/statm` in a child
@@ -1210,10 +1210,12 @@ async fn bench_scan(
     ));
 
     let rpc = tollgate::chain::rpc::Rpc::new(std::slice::from_ref(&world.rpc)).expect("Rpc");
+    let rpc = rpc.view(0, head).expect("the one endpoint's view");
     let range = rpc
         .transfer_logs(token, cp_before + 1, head)
         .await
-        .expect("transfer_logs");
+        .expect("transfer_logs")
+        .0;
     let watched_set: HashSet<String> = watched.iter().map(|a| a.to_checksum(None)).collect();
     let to_watched = range.iter().filter(|l| watched_set.contains(&l.to)).count();
     let range_logs = range.len();
@@ -1222,6 +1224,7 @@ async fn bench_scan(
         .transfer_logs(token, 0, head)
         .await
         .expect("transfer_logs")
+        .0
         .len();
 
     let mut rows = vec![
@@ -1244,7 +1247,7 @@ async fn bench_scan(
         },
         ScanRow {
             name: format!(
-                "`Rpc::transfer_logs` in-process, one call (blocks {}–{head})",
+                "`View::transfer_logs` in-process, one call (blocks {}–{head})",
                 cp_before + 1
             ),
             logs: range_logs,
@@ -1316,6 +1319,7 @@ async fn bench_scan(
                         .transfer_logs(token, cp_before + 1, head)
                         .await
                         .expect("transfer_logs")
+                        .0
                         .len();
                     assert_eq!(n, range_logs);
                     t.elapsed().as_secs_f64()

@@ -2,12 +2,30 @@
 //! `Transfer` logs by block range from a durable checkpoint, detects
 //! reorganisations, and hands the results to the store (invariant 5).
 //!
-//! Each tick: read the head; check that the checkpoint block is still canonical
-//! (else walk back through remembered block hashes to the common ancestor and
-//! revert above it); scan `checkpoint+1..=head` in ranges; re-evaluate payments.
-//! RPC failures back off exponentially; nothing is credited from an uncertain
-//! answer. It never mints receipts or touches the proxy.
+//! The chain is what an up-to-date endpoint says (invariant 11). Each tick:
+//!
+//! 1. ask every endpoint for its head ([`Rpc::heads`]) and choose the tick's view
+//!    ([`choose_views`]): the first endpoint, in configured order, within
+//!    [`MAX_LAG_BLOCKS`](crate::chain::rpc::MAX_LAG_BLOCKS) of the highest head and
+//!    not below the checkpoint. Every call of the tick goes to that one endpoint;
+//! 2. check that the checkpoint block is still canonical on the view. A *different*
+//!    hash is a reorg: walk back through remembered block hashes to the common
+//!    ancestor and revert above it. A *missing* block is never a reorg: the view is
+//!    behind after all, and is abandoned;
+//! 3. scan `checkpoint+1..=head` in ranges: read block `to`'s hash, then the logs
+//!    and block `to` again in one batch ([`View::transfer_logs`]); a range is applied
+//!    only when block `to` is still there with the same hash ([`check_range`]), so a
+//!    truncated answer never moves the checkpoint;
+//! 4. re-evaluate payments.
+//!
+//! A view that fails or turns out inconsistent mid-tick is abandoned: nothing
+//! from it past the last complete range is applied, and the tick starts over on
+//! the next eligible endpoint. When every endpoint fails the watcher backs off
+//! exponentially; when every endpoint is behind the checkpoint it scans and reverts
+//! nothing. Nothing is credited from an uncertain answer. It never mints receipts or
+//! touches the proxy.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +36,7 @@ use pingora::services::background::BackgroundService;
 use pingora::services::ServiceReadyNotifier;
 
 use crate::app::App;
-use crate::chain::rpc::{Rpc, RpcError};
+use crate::chain::rpc::{choose_views, Rpc, RpcError, TransferLog, View, Views};
 use crate::payments::service::PaymentService;
 use crate::store::{BlockRef, ScanBatch, StateChange, StoreError, Transfer};
 
@@ -30,12 +48,58 @@ pub const REORG_WINDOW: usize = 256;
 /// What a tick can fail on.
 #[derive(Debug, thiserror::Error)]
 pub enum TickError {
-    /// Every RPC endpoint failed.
+    /// No endpoint could serve the tick (each failed, or turned out behind).
     #[error(transparent)]
     Rpc(#[from] RpcError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Whether a range read on one view may be applied (pure). `before` is block
+/// `to`'s hash read before the logs, `after` the one read in the same batch as the
+/// logs (`None`: the endpoint does not have block `to`, so its logs stop short of
+/// it). The two must agree, and every log must lie in `from..=to` (those of block
+/// `to` in that very block). The error says why the range is refused.
+pub fn check_range(
+    from: u64,
+    to: u64,
+    before: &str,
+    after: Option<&str>,
+    logs: &[TransferLog],
+) -> Result<(), String> {
+    match after {
+        None => {
+            return Err(format!(
+                "block {to} is missing next to its logs: the endpoint is behind and its logs are truncated"
+            ))
+        }
+        Some(h) if h != before => {
+            return Err(format!(
+                "block {to} changed from {before} to {h} while its logs were read (reorg in progress)"
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(l) = logs
+        .iter()
+        .find(|l| l.block_number < from || l.block_number > to)
+    {
+        return Err(format!(
+            "a log in block {} outside the range {from}..={to}",
+            l.block_number
+        ));
+    }
+    if let Some(l) = logs
+        .iter()
+        .find(|l| l.block_number == to && l.block_hash != before)
+    {
+        return Err(format!(
+            "a log in block {to} with hash {} instead of {before}",
+            l.block_hash
+        ));
+    }
+    Ok(())
 }
 
 /// The watcher service.
@@ -44,6 +108,11 @@ pub struct Watcher {
     payments: Arc<PaymentService>,
     rpc: Rpc,
     token: Address,
+    /// The head the store last evaluated payments at. Confirmations are never
+    /// counted from a lower head (a view may trail an earlier one by a block or
+    /// two), so a paid payment never moves back for it; only a reorg, decided by
+    /// an up-to-date view, sets it lower.
+    evaluated: AtomicU64,
 }
 
 impl Watcher {
@@ -60,7 +129,14 @@ impl Watcher {
             payments,
             rpc,
             token,
+            evaluated: AtomicU64::new(0),
         })
+    }
+
+    /// The head to evaluate payments at, given a view's `head`: never below the
+    /// head of an earlier evaluation.
+    fn evaluation_head(&self, head: u64) -> u64 {
+        self.evaluated.fetch_max(head, Ordering::Relaxed).max(head)
     }
 
     /// One scan step. Returns the state changes it caused.
@@ -68,37 +144,120 @@ impl Watcher {
         let chain = &self.app.cfg.chain;
         let store = &self.payments.store;
         let now = self.app.clock.now_secs();
-        let head = self.rpc.head().await?;
+        let heads = self.rpc.heads().await;
+        let checkpoint = store.checkpoint(chain.chain_id).await?;
+        let reported: Vec<Option<u64>> = heads.iter().map(|h| h.as_ref().ok().copied()).collect();
         let mut changes = Vec::new();
+        match choose_views(&reported, checkpoint.as_ref().map(|c| c.number)) {
+            Views::AllFailed => {
+                let why: Vec<String> = heads
+                    .into_iter()
+                    .filter_map(|h| h.err().map(|e| e.0))
+                    .collect();
+                Err(RpcError(format!("every endpoint failed: {}", why.join("; "))).into())
+            }
+            Views::AllBehind { highest } => {
+                let cp = checkpoint.map_or(0, |c| c.number);
+                tracing::warn!(
+                    checkpoint = cp,
+                    highest_head = highest,
+                    "every RPC endpoint is behind the checkpoint: nothing scanned, nothing reverted"
+                );
+                // Deadlines still pass; confirmations stay where they were.
+                let head = self.evaluation_head(cp);
+                let refreshed = store.refresh(chain.chain_id, head, now).await?;
+                self.payments.on_changes(&refreshed);
+                changes.extend(refreshed);
+                Ok(changes)
+            }
+            Views::Eligible(order) => {
+                let mut last = RpcError("no endpoint could serve the tick".into());
+                for i in order {
+                    let Some(head) = reported.get(i).copied().flatten() else {
+                        continue;
+                    };
+                    let Some(view) = self.rpc.view(i, head) else {
+                        continue;
+                    };
+                    match self.scan(&view, now, &mut changes).await {
+                        Ok(()) => return Ok(changes),
+                        Err(TickError::Store(e)) => return Err(e.into()),
+                        Err(TickError::Rpc(e)) => {
+                            tracing::warn!(
+                                endpoint = view.endpoint(),
+                                head = view.head(),
+                                error = %e,
+                                "RPC view abandoned for this tick; trying the next up-to-date endpoint"
+                            );
+                            last = e;
+                        }
+                    }
+                }
+                Err(last.into())
+            }
+        }
+    }
+
+    /// The tick on one view: reorg check, ranges, re-evaluation. Any RPC failure or
+    /// inconsistency of the view returns before anything more is applied.
+    async fn scan(
+        &self,
+        view: &View<'_>,
+        now: u64,
+        changes: &mut Vec<StateChange>,
+    ) -> Result<(), TickError> {
+        let chain = &self.app.cfg.chain;
+        let store = &self.payments.store;
+        let head = view.head();
+        let behind = |n: u64| {
+            RpcError(format!(
+                "{} reported head {head} but does not have block {n}: it is behind",
+                view.endpoint()
+            ))
+        };
+        // Read again: an abandoned view earlier in this tick may have moved it.
         let mut from = match store.checkpoint(chain.chain_id).await? {
             None => chain.start_block,
-            Some(cp) => {
-                let canonical = self.rpc.block_hash(cp.number).await?;
-                if cp.hash.is_empty() || canonical.as_deref() == Some(cp.hash.as_str()) {
-                    cp.number + 1
-                } else {
-                    let ancestor = self.common_ancestor().await?;
+            Some(cp) if cp.number > head => {
+                return Err(RpcError(format!(
+                    "{} is at {head}, below the checkpoint {}",
+                    view.endpoint(),
+                    cp.number
+                ))
+                .into())
+            }
+            Some(cp) if cp.hash.is_empty() => cp.number + 1,
+            Some(cp) => match view.block_hash(cp.number).await? {
+                None => return Err(behind(cp.number).into()),
+                Some(h) if h == cp.hash => cp.number + 1,
+                Some(_) => {
+                    let ancestor = self.common_ancestor(view).await?;
                     tracing::warn!(
+                        endpoint = view.endpoint(),
                         checkpoint = cp.number,
                         ancestor,
+                        head,
                         "chain reorganisation: reverting"
                     );
                     let reverted = store.revert_to(chain.chain_id, ancestor, head, now).await?;
+                    self.evaluated.store(head, Ordering::Relaxed);
                     self.payments.on_changes(&reverted);
                     changes.extend(reverted);
                     ancestor + 1
                 }
-            }
+            },
         };
         let mut scanned = false;
         while from <= head {
             let to = (from + RANGE - 1).min(head);
-            // The range's last hash is read before its logs: a reorg in between leaves a
-            // stale checkpoint hash that the next tick detects.
-            let Some(hash) = self.rpc.block_hash(to).await? else {
-                break;
+            // Block `to`'s hash is read before its logs and again in their batch:
+            // equal, the logs are complete and of that chain.
+            let Some(hash) = view.block_hash(to).await? else {
+                return Err(behind(to).into());
             };
-            let logs = self.rpc.transfer_logs(self.token, from, to).await?;
+            let (logs, again) = view.transfer_logs(self.token, from, to).await?;
+            check_range(from, to, &hash, again.as_deref(), &logs)
+                .map_err(|why| RpcError(format!("{}: {why}", view.endpoint())))?;
             let transfers = logs
                 .into_iter()
                 .filter(|l| self.payments.is_watched(&l.to))
@@ -117,7 +276,7 @@ impl Watcher {
                 chain_id: chain.chain_id,
                 transfers,
                 checkpoint: BlockRef { number: to, hash },
-                head,
+                head: self.evaluation_head(head),
                 now,
             };
             let applied = store.apply_scan(batch).await?;
@@ -127,15 +286,18 @@ impl Watcher {
             from = to + 1;
         }
         if !scanned {
+            let head = self.evaluation_head(head);
             let refreshed = store.refresh(chain.chain_id, head, now).await?;
             self.payments.on_changes(&refreshed);
             changes.extend(refreshed);
         }
-        Ok(changes)
+        Ok(())
     }
 
-    /// The newest remembered block whose hash is still canonical.
-    async fn common_ancestor(&self) -> Result<u64, TickError> {
+    /// The newest remembered block whose hash the view still has. A remembered
+    /// block the view does not have means the view is behind: an error, never a
+    /// deeper reorg.
+    async fn common_ancestor(&self, view: &View<'_>) -> Result<u64, TickError> {
         let chain = &self.app.cfg.chain;
         let recent = self
             .payments
@@ -143,8 +305,18 @@ impl Watcher {
             .recent_blocks(chain.chain_id, REORG_WINDOW)
             .await?;
         for b in &recent {
-            if self.rpc.block_hash(b.number).await?.as_deref() == Some(b.hash.as_str()) {
-                return Ok(b.number);
+            match view.block_hash(b.number).await? {
+                Some(h) if h == b.hash => return Ok(b.number),
+                Some(_) => {}
+                None => {
+                    return Err(RpcError(format!(
+                        "{} reported head {} but does not have block {}: it is behind",
+                        view.endpoint(),
+                        view.head(),
+                        b.number
+                    ))
+                    .into())
+                }
             }
         }
         // Deeper than we remember: rescan from the oldest remembered block's parent.
@@ -189,5 +361,51 @@ impl BackgroundService for Watcher {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amount::Amount;
+
+    fn log(block: u64, hash: &str) -> TransferLog {
+        TransferLog {
+            tx_hash: "0x01".into(),
+            log_index: 0,
+            block_number: block,
+            block_hash: hash.into(),
+            from: "0xa".into(),
+            to: "0xb".into(),
+            value: Amount(1),
+        }
+    }
+
+    #[test]
+    fn a_complete_range_is_applied() {
+        assert_eq!(check_range(10, 20, "0xh", Some("0xh"), &[]), Ok(()));
+        let logs = [log(10, "0xa"), log(15, "0xb"), log(20, "0xh")];
+        assert_eq!(check_range(10, 20, "0xh", Some("0xh"), &logs), Ok(()));
+    }
+
+    #[test]
+    fn a_truncated_range_is_refused() {
+        // The endpoint does not have block `to`: its logs stop at its own head.
+        let e = check_range(10, 20, "0xh", None, &[log(12, "0xa")]).unwrap_err();
+        assert!(e.contains("behind"), "{e}");
+    }
+
+    #[test]
+    fn a_range_whose_last_block_changed_is_refused() {
+        let e = check_range(10, 20, "0xh", Some("0xother"), &[]).unwrap_err();
+        assert!(e.contains("reorg in progress"), "{e}");
+        let e = check_range(10, 20, "0xh", Some("0xh"), &[log(20, "0xother")]).unwrap_err();
+        assert!(e.contains("instead of"), "{e}");
+    }
+
+    #[test]
+    fn logs_outside_the_range_are_refused() {
+        assert!(check_range(10, 20, "0xh", Some("0xh"), &[log(21, "0xz")]).is_err());
+        assert!(check_range(10, 20, "0xh", Some("0xh"), &[log(9, "0xz")]).is_err());
     }
 }

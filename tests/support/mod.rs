@@ -8,6 +8,7 @@
 pub mod chain;
 pub mod lenient_origin;
 pub mod origin;
+pub mod rpc_proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
