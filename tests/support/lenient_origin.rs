@@ -19,60 +19,31 @@ use std::net::SocketAddr;
 use axum::extract::Request;
 use axum::Router;
 
+use super::background_server::BackgroundServer;
+
 pub struct LenientOrigin {
     pub addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: BackgroundServer,
 }
 
 impl LenientOrigin {
     /// Starts the origin; `is_priced` decides which (read) paths are priced content.
     pub fn start(case_insensitive: bool, is_priced: fn(&str) -> bool) -> LenientOrigin {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = Router::new().fallback(move |req: Request| async move {
-                    let raw = req.uri().path().as_bytes().to_vec();
-                    match readings(&raw, case_insensitive)
-                        .into_iter()
-                        .find(|r| is_priced(r))
-                    {
-                        Some(r) => format!("PRICED {r}"),
-                        None => "FREE".to_string(),
-                    }
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
+        let server = BackgroundServer::start(move || {
+            Router::new().fallback(move |req: Request| async move {
+                let raw = req.uri().path().as_bytes().to_vec();
+                match readings(&raw, case_insensitive)
+                    .into_iter()
+                    .find(|r| is_priced(r))
+                {
+                    Some(r) => format!("PRICED {r}"),
+                    None => "FREE".to_string(),
+                }
+            })
         });
-        let addr = addr_rx.recv().unwrap();
         LenientOrigin {
-            addr,
-            shutdown: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for LenientOrigin {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            addr: server.addr,
+            _server: server,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! from sleeps. Processes a test starts are stopped by pid when the handle drops.
 #![allow(dead_code)]
 
+pub mod background_server;
 pub mod chain;
 pub mod lenient_origin;
 pub mod origin;

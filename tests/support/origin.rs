@@ -15,14 +15,15 @@ use axum::Router;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+use super::background_server::BackgroundServer;
+
 /// Every request-target (path?query) the origin received, in order.
 pub type Hits = Arc<Mutex<Vec<String>>>;
 
 pub struct Origin {
     pub addr: SocketAddr,
     pub hits: Hits,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: BackgroundServer,
 }
 
 /// The deterministic byte at offset `i` of a generated body.
@@ -33,47 +34,27 @@ pub fn pattern_byte(i: u64) -> u8 {
 impl Origin {
     pub fn start() -> Origin {
         let hits: Hits = Arc::default();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let h = hits.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let log = h.clone();
-                let app = Router::new()
-                    .route("/big/{n}", get(big))
-                    .route("/upload", post(upload))
-                    .route("/ws", any(ws))
-                    .fallback(echo)
-                    .layer(axum::middleware::from_fn(
-                        move |req: Request, next: axum::middleware::Next| {
-                            let log = log.clone();
-                            async move {
-                                log.lock().unwrap().push(req.uri().to_string());
-                                next.run(req).await
-                            }
-                        },
-                    ));
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
+        let log = hits.clone();
+        let server = BackgroundServer::start(move || {
+            Router::new()
+                .route("/big/{n}", get(big))
+                .route("/upload", post(upload))
+                .route("/ws", any(ws))
+                .fallback(echo)
+                .layer(axum::middleware::from_fn(
+                    move |req: Request, next: axum::middleware::Next| {
+                        let log = log.clone();
+                        async move {
+                            log.lock().unwrap().push(req.uri().to_string());
+                            next.run(req).await
+                        }
+                    },
+                ))
         });
-        let addr = addr_rx.recv().unwrap();
         Origin {
-            addr,
+            addr: server.addr,
             hits,
-            shutdown: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -83,17 +64,6 @@ impl Origin {
 
     pub fn clear_hits(&self) {
         self.hits.lock().unwrap().clear();
-    }
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -26,6 +26,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::Value;
 
+use super::background_server::BackgroundServer;
+
 struct Shared {
     upstream: String,
     logs_upstream: Mutex<Option<String>>,
@@ -41,8 +43,7 @@ struct Shared {
 pub struct RpcProxy {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: BackgroundServer,
 }
 
 impl RpcProxy {
@@ -61,32 +62,13 @@ impl RpcProxy {
                 .build()
                 .expect("reqwest client"),
         });
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let state = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = Router::new().fallback(forward).with_state(state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr = addr_rx.recv().unwrap();
+        let server =
+            BackgroundServer::start(move || Router::new().fallback(forward).with_state(state));
         RpcProxy {
-            addr,
+            addr: server.addr,
             shared,
-            shutdown: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -123,17 +105,6 @@ impl RpcProxy {
     /// Requests carrying an `eth_getLogs` that the proxy refused (429 or 503).
     pub fn refused_logs(&self) -> u64 {
         self.shared.refused_logs.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for RpcProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
