@@ -37,6 +37,11 @@
 //!    only with that token or the claim cookie; nothing public yields it
 //!    (`shared_fulfillment_url_gives_a_stranger_nothing`,
 //!    `concurrent_first_claims_give_the_secret_to_one`).
+//! 9. *The chain is what an up-to-date endpoint says*: one watcher tick reads head,
+//!    hashes and logs from one view; a lagging or truncating endpoint never decides a
+//!    reorg or a scanned range ([`chain::rpc::choose_views`],
+//!    [`chain::watcher::check_range`]; `lagging_node_is_never_authoritative`,
+//!    `truncating_node_never_advances_the_checkpoint`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use serde_json::{json, Value};
 use support::origin::Origin;
+use support::payer::Payer;
 use support::{eventually, funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
 const CHAIN_ID: u64 = 31337;
@@ -77,24 +78,7 @@ price = "0.5"
     let public = |p: &str| tg.url(p);
 
     // A real receipt, bought on chain.
-    let v: Value = http
-        .get(public("/movies/x"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let claim: Value = http
-        .post(public("/_tollgate/pay"))
-        .json(&json!({"contract": v["contract_token"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let claim = Payer::new().claim(&tg, "/movies/x").await;
     let pid = claim["payment_id"].as_str().unwrap().to_string();
     let claim_token = claim["claim_token"].as_str().unwrap().to_string();
     let to: Address = claim["address"].as_str().unwrap().parse().unwrap();

@@ -11,6 +11,7 @@ use alloy::primitives::Address;
 use serde_json::{json, Value};
 use support::chain::{Anvil, ONE_TOKEN};
 use support::origin::Origin;
+use support::payer::Payer;
 use support::{eventually, funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
 const CHAIN_ID: u64 = 31337;
@@ -24,6 +25,7 @@ struct World {
     config: String,
     tg: Tollgate,
     http: reqwest::Client,
+    payer: Payer,
 }
 
 impl World {
@@ -93,6 +95,7 @@ price = "5"
             config,
             tg,
             http: reqwest::Client::new(),
+            payer: Payer::new(),
         }
     }
 
@@ -109,37 +112,16 @@ price = "5"
     }
 
     fn local(&self, public: &str) -> String {
-        self.url(public.strip_prefix("http://tollgate.test").unwrap())
+        Payer::local(&self.tg, public)
     }
 
     /// GET a priced path; returns the contract token.
     async fn contract(&self, path: &str) -> String {
-        let r = self
-            .http
-            .get(self.url(path))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 402);
-        let v: Value = r.json().await.unwrap();
-        v["contract_token"].as_str().unwrap().to_string()
+        self.payer.contract(&self.tg, path).await
     }
 
     async fn claim(&self, token: &str) -> Value {
-        let r = self
-            .http
-            .post(self.url("/_tollgate/pay"))
-            .json(&json!({ "contract": token }))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status() == 201 || r.status() == 200,
-            "claim: {}",
-            r.status()
-        );
-        r.json().await.unwrap()
+        self.payer.claim_contract(&self.tg, token).await
     }
 
     /// `POST /pay` as JSON, presenting `claim_token` in the body and/or `cookie`.
@@ -181,28 +163,12 @@ price = "5"
     }
 
     async fn status(&self, claim: &Value) -> Value {
-        let url = self.local(claim["status_url"].as_str().unwrap());
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.payer.status(&self.tg, claim).await
     }
 
     /// Polls status.json until `state` (bounded: 30 s), returning the status.
     async fn wait_state(&self, claim: &Value, state: &str) -> Value {
-        eventually(&format!("state {state}"), || async {
-            let s = self.status(claim).await;
-            if s["state"] == state {
-                Ok(s)
-            } else {
-                Err(format!("{s}\n{}", self.tg.stderr()))
-            }
-        })
-        .await
+        self.payer.wait_state(&self.tg, claim, state).await
     }
 
     /// Polls until the completing transfer has `n` confirmations (bounded: 30 s).
@@ -219,13 +185,7 @@ price = "5"
     }
 
     async fn receipt(&self, claim: &Value) -> reqwest::Response {
-        let url = self.local(claim["receipt_url"].as_str().unwrap());
-        self.http
-            .post(url)
-            .json(&json!({ "claim_token": claim["claim_token"] }))
-            .send()
-            .await
-            .unwrap()
+        self.payer.receipt(&self.tg, claim).await
     }
 
     async fn get_with_receipt(&self, path: &str, receipt: &str) -> reqwest::Response {

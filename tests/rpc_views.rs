@@ -21,6 +21,7 @@ use alloy::primitives::Address;
 use serde_json::{json, Value};
 use support::chain::{Anvil, ONE_TOKEN};
 use support::origin::Origin;
+use support::payer::Payer;
 use support::rpc_proxy::RpcProxy;
 use support::{eventually, funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
@@ -53,66 +54,6 @@ price = "0.5"
 
 fn start(dir: &Path, config: &str) -> Tollgate {
     Tollgate::start_in(dir, config, &[("TOLLGATE_TEST_KEY", TEST_KEY)])
-}
-
-/// Talks to a running tollgate the way a payer does.
-struct Payer {
-    http: reqwest::Client,
-}
-
-impl Payer {
-    fn new() -> Payer {
-        Payer {
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// 402 → contract → claim: the claim answer (`address`, `status_url`, …).
-    async fn claim(&self, tg: &Tollgate, path: &str) -> Value {
-        let r = self
-            .http
-            .get(tg.url(path))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 402);
-        let v: Value = r.json().await.unwrap();
-        let r = self
-            .http
-            .post(tg.url("/_tollgate/pay"))
-            .json(&json!({ "contract": v["contract_token"] }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "claim {path}");
-        r.json().await.unwrap()
-    }
-
-    async fn status(&self, tg: &Tollgate, claim: &Value) -> Value {
-        let public = claim["status_url"].as_str().unwrap();
-        let path = public.strip_prefix("http://tollgate.test").unwrap();
-        self.http
-            .get(tg.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn wait_state(&self, tg: &Tollgate, claim: &Value, state: &str) -> Value {
-        eventually(&format!("state {state}"), || async {
-            let s = self.status(tg, claim).await;
-            if s["state"] == state {
-                Ok(s)
-            } else {
-                Err(format!("{s}\n{}", tg.stderr()))
-            }
-        })
-        .await
-    }
 }
 
 /// Pays `claim` in full on `anvil` (from dev account 1); returns the block it was mined in.

@@ -9,6 +9,7 @@ pub mod background_server;
 pub mod chain;
 pub mod lenient_origin;
 pub mod origin;
+pub mod payer;
 pub mod rpc_proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
