@@ -108,6 +108,7 @@ pub fn confirming(cfg: &Config, offer: &Offer, p: &crate::store::Payment, json: 
                 "state": p.state.as_str(),
                 "status_url": format!("{base}/{}/status.json", p.id),
                 "contract_hash": offer.hash.to_string(),
+                "offer_url": offer_url(cfg, &offer.params.resource),
             }))
             .unwrap_or_default(),
         )
@@ -115,10 +116,12 @@ pub fn confirming(cfg: &Config, offer: &Offer, p: &crate::store::Payment, json: 
         bytes::Bytes::from(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">\
              <title>Payment confirming</title></head><body><h1>Your payment is confirming</h1><p>{}</p>\
-             <p><a href=\"{}/{}/status\">Payment status</a></p></body></html>",
+             <p><a href=\"{}/{}/status\">Payment status</a></p>\
+             <p>Not your purchase (a shared link)? <a href=\"{}\">Buy your own on the offer page</a>.</p></body></html>",
             html_escape(&msg),
             html_escape(&base),
-            html_escape(&p.id)
+            html_escape(&p.id),
+            html_escape(&offer_url(cfg, &offer.params.resource))
         ))
     };
     reply.with_header("Retry-After", "5".into())

@@ -256,6 +256,12 @@ async fn full_loop_pays_and_replay_unlocks() {
     assert!(r.headers().contains_key("retry-after"));
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "payment_confirming");
+    // A stranger who opened that link is shown the way to an offer of their own.
+    assert_eq!(
+        body["offer_url"],
+        "http://tollgate.test/_tollgate/offer?resource=/movies/x"
+    );
+    assert!(body.get("claim_token").is_none());
 
     w.anvil.mine(2).await;
     let s = w.wait_state(&claim, "paid").await;
