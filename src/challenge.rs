@@ -8,9 +8,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::contract::{Offer, Terms};
-use crate::reply::{html_escape, query_escape, Reply};
-
-const PAGE: &str = include_str!("../assets/paywall.html");
+use crate::pages;
+use crate::reply::{query_escape, Reply};
 
 /// The absolute URLs a challenge points at.
 #[derive(Debug, Clone, Serialize)]
@@ -76,7 +75,7 @@ pub fn payment_required(cfg: &Config, offer: &Offer, json: bool) -> Reply {
             },
         )
     } else {
-        Reply::html(402, render_page(offer, &urls, &hash, PageKind::Paywall))
+        Reply::html(402, render_page(offer, &urls, &hash, false))
     };
     reply
         .with_header("X-Taler-Contract-Url", urls.contract_url)
@@ -113,15 +112,15 @@ pub fn confirming(cfg: &Config, offer: &Offer, p: &crate::store::Payment, json: 
             .unwrap_or_default(),
         )
     } else {
-        bytes::Bytes::from(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">\
-             <title>Payment confirming</title></head><body><h1>Your payment is confirming</h1><p>{}</p>\
-             <p><a href=\"{}/{}/status\">Payment status</a></p>\
-             <p>Not your purchase (a shared link)? <a href=\"{}\">Buy your own on the offer page</a>.</p></body></html>",
-            html_escape(&msg),
-            html_escape(&base),
-            html_escape(&p.id),
-            html_escape(&offer_url(cfg, &offer.params.resource))
+        bytes::Bytes::from(pages::render(
+            &pages::Message::new("Your payment is confirming", &msg)
+                .link(&format!("{base}/{}/status", p.id), "Payment status", false)
+                .link(
+                    &offer_url(cfg, &offer.params.resource),
+                    "Not your purchase (a shared link)? Buy your own on the offer page",
+                    false,
+                )
+                .refresh(5),
         ))
     };
     reply.with_header("Retry-After", "5".into())
@@ -131,162 +130,28 @@ pub fn confirming(cfg: &Config, offer: &Offer, p: &crate::store::Payment, json: 
 pub fn offer_page(cfg: &Config, offer: &Offer) -> Reply {
     let urls = ChallengeUrls::new(cfg, offer);
     let hash = offer.hash.to_string();
-    Reply::html(200, render_page(offer, &urls, &hash, PageKind::Offer))
+    Reply::html(200, render_page(offer, &urls, &hash, true))
         .with_header("X-Taler-Contract-Url", urls.contract_url)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PageKind {
-    Paywall,
-    Offer,
-}
-
-fn render_page(offer: &Offer, urls: &ChallengeUrls, hash: &str, kind: PageKind) -> String {
+fn render_page(offer: &Offer, urls: &ChallengeUrls, hash: &str, offer_page: bool) -> String {
     let t = &offer.terms;
-    let (title, heading) = match kind {
-        PageKind::Paywall => ("Payment required", "This content is for sale"),
-        PageKind::Offer => ("Offer", "Offer"),
-    };
-    let instructions = format!(
-        "<p>Pay <strong>{amount} 0xBTC</strong> (ERC-20 token <span class=\"mono\">{token}</span> on chain {chain}) \
-         to a receiving address made for this purchase. The button below gets it, with the exact amount and \
-         an EIP-681 QR code; after enough confirmations this page unlocks. Wallets can do the same with \
-         <code>POST {pay}</code> <code>{{\"contract\": \"&lt;token&gt;\"}}</code>.</p>",
-        amount = html_escape(&t.amount),
-        token = html_escape(&t.token),
-        chain = t.chain_id,
-        pay = html_escape(&urls.pay_url),
-    );
-    let links = match kind {
-        PageKind::Paywall => format!(
-            "<a href=\"{}\">Open the offer page</a> · shared this link? Buy your own copy there.",
-            html_escape(&urls.offer_url)
-        ),
-        PageKind::Offer => format!(
-            "<a class=\"button\" href=\"{}\">Continue to {}</a>",
-            html_escape(&t.fulfillment_url),
-            html_escape(&t.resource)
-        ),
-    };
-    render(
-        PAGE,
-        &[
-            ("title", title),
-            ("heading", heading),
-            ("summary", &html_escape(&t.summary)),
-            ("amount", &html_escape(&t.amount)),
-            ("resource", &html_escape(&t.resource)),
-            ("contract_url", &html_escape(&urls.contract_url)),
-            ("contract_hash", hash),
-            ("deadline_iso", &iso_utc(t.pay_deadline)),
-            (
-                "deadline_human",
-                &iso_utc(t.pay_deadline)
-                    .replace('T', " ")
-                    .replace('Z', " UTC"),
-            ),
-            ("resource_js", &js_string(&t.resource)),
-            ("instructions", &instructions),
-            ("links", &links),
-            ("pay_url", &html_escape(&urls.pay_url)),
-            ("contract_token", &html_escape(&offer.token)),
-            ("fulfillment_path", &js_string(&fulfillment_path(t))),
-        ],
-    )
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for UNIX seconds (proleptic Gregorian, UTC).
-pub fn iso_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (H. Hinnant): days since 1970-01-01 to year/month/day.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    pages::render(&pages::Paywall {
+        offer_page,
+        terms: t,
+        urls,
+        hash,
+        token: &offer.token,
+        deadline_iso: pages::iso_utc(t.pay_deadline),
+        deadline_human: pages::human_utc(t.pay_deadline),
+        resource: &t.resource,
+        fulfillment_path: fulfillment_path(t),
+    })
 }
 
 /// The fulfillment URL relative to the site (path and query), for same-origin navigation.
-fn fulfillment_path(t: &Terms) -> String {
+fn fulfillment_path(t: &Terms) -> &str {
     t.fulfillment_url
         .strip_prefix(&t.merchant)
         .unwrap_or(&t.resource)
-        .to_string()
-}
-
-/// Escapes text for a single-quoted JavaScript string inside an HTML script.
-fn js_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' | '\'' | '"' | '<' | '>' | '&' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Single-pass `{{name}}` substitution: values are inserted verbatim (callers
-/// escape them) and never re-scanned, so a value cannot inject a placeholder.
-pub fn render(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + 1024);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find("}}") {
-            Some(end) => {
-                let name = &after[..end];
-                match values.iter().find(|(k, _)| *k == name) {
-                    Some((_, v)) => out.push_str(v),
-                    None => {
-                        out.push_str("{{");
-                        out.push_str(name);
-                        out.push_str("}}");
-                    }
-                }
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso_dates() {
-        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso_utc(1_795_926_816), "2026-11-29T04:33:36Z");
-        assert_eq!(iso_utc(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn placeholders_are_single_pass() {
-        assert_eq!(
-            render("a{{x}}b{{y}}", &[("x", "{{y}}"), ("y", "1")]),
-            "a{{y}}b1"
-        );
-        assert_eq!(render("{{unknown}}", &[]), "{{unknown}}");
-    }
 }

@@ -56,6 +56,7 @@ pub mod endpoints;
 pub mod gate;
 pub mod gateway;
 pub mod keys;
+pub mod pages;
 pub mod payments;
 pub mod postback;
 pub mod proxy;

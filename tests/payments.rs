@@ -509,6 +509,105 @@ async fn shared_fulfillment_url_gives_a_stranger_nothing() {
     assert_eq!(r.status(), 200);
 }
 
+// Rules out: a browser without JavaScript landing on raw JSON after a form post, and a
+// paid payment's status page that dead-ends: once paid it opens the resource, for the
+// browser holding the claim cookie only.
+#[tokio::test]
+async fn no_javascript_pages_lead_from_claim_to_the_resource() {
+    let w = World::new(1, "30m", "30d").await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = |r: &reqwest::Response| {
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    };
+    // A broken contract token in a form post: an HTML page.
+    let r = w.claim_form("not.a-token", None).await;
+    assert_eq!(r.status(), 400);
+    assert!(html(&r));
+    // The claim: the instructions page and the claim cookie.
+    let token = w.contract("/movies/nojs").await;
+    let r = w.claim_form(&token, None).await;
+    assert_eq!(r.status(), 200);
+    let cookie = set_cookie(&r, "tollgate_claim_").expect("claim cookie");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let pid = cookie["tollgate_claim_".len()..][..16].to_string();
+    let page = r.text().await.unwrap();
+    let address = page
+        .split("<code id=\"address\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_string();
+    let claim = json!({
+        "address": address,
+        "status_url": format!("http://tollgate.test/_tollgate/{pid}/status.json"),
+    });
+    // Unlocking before paying: an HTML "not paid yet" page.
+    let receipt_url = w.url(&format!("/_tollgate/{pid}/receipt"));
+    let unlock = |cookie: Option<String>| {
+        let mut req = browser
+            .post(&receipt_url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "text/html");
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send()
+    };
+    let r = unlock(Some(cookie.clone())).await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(html(&r));
+    w.pay(&claim, half()).await;
+    w.wait_state(&claim, "paid").await;
+    // The status page now offers to open the resource…
+    let status = w
+        .http
+        .get(w.url(&format!("/_tollgate/{pid}/status")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(status.contains("Paid: open /movies/nojs"), "{status}");
+    assert!(status.contains(&format!(
+        "action=\"http://tollgate.test/_tollgate/{pid}/receipt\""
+    )));
+    assert!(
+        !status.contains("http-equiv=\"refresh\""),
+        "a paid page stops refreshing"
+    );
+    // …which works with this browser's claim cookie (no claim token in the form)…
+    let r = unlock(Some(cookie.clone())).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("http://tollgate.test/movies/nojs?tollgate_contract="));
+    let receipt_cookie = set_cookie(&r, "tollgate_receipt=tg1.").expect("receipt cookie");
+    let r = w
+        .http
+        .get(w.local(&location))
+        .header("Cookie", receipt_cookie.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // …and not without it, or with a forged one.
+    let r = unlock(None).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(html(&r));
+    let r = unlock(Some(format!("tollgate_claim_{pid}=AAAA")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(html(&r));
+    assert!(set_cookie(&r, "tollgate_receipt").is_none());
+}
+
 // Rules out: two simultaneous first claims of one contract both getting its secret
 // (the store's atomic claim decides who claimed; the other is a stranger).
 #[tokio::test]

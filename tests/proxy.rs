@@ -491,6 +491,41 @@ fn pay_prefix_never_reaches_origin() {
     assert!(origin.hits().is_empty());
 }
 
+// Rules out: a browser's form post landing on raw JSON (here: a tollgate without
+// payments, as the demo without a chain was), while programs still get JSON.
+#[test]
+fn form_posts_get_html_pages_programs_get_json() {
+    let (_origin, tg) = setup();
+    let form = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Accept", "text/html"),
+        ("Content-Length", "10"),
+    ];
+    let r = raw_request(tg.addr, "POST", b"/_tollgate/pay", &[]);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let mut req = b"POST /_tollgate/pay HTTP/1.1\r\nHost: t\r\nConnection: close\r\n".to_vec();
+    for (k, v) in form {
+        req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    req.extend_from_slice(b"\r\ncontract=x");
+    let mut s = std::net::TcpStream::connect(tg.addr).unwrap();
+    std::io::Write::write_all(&mut s, &req).unwrap();
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut buf).unwrap();
+    let r = support::parse_response(&buf, false);
+    assert_eq!(r.status, 503);
+    assert!(
+        r.header("content-type").unwrap().starts_with("text/html"),
+        "{:?}",
+        r.headers
+    );
+    let page = String::from_utf8_lossy(&r.body);
+    assert!(page.contains("<h1>Payments are unavailable</h1>"), "{page}");
+}
+
 // Rules out: a revisited fulfillment URL inviting a second, different contract
 // (the seed's points 2 and 3), and the contract token leaking to the origin.
 #[tokio::test]

@@ -8,22 +8,48 @@ use serde_json::json;
 
 use super::{percent_decode, EndpointRequest};
 use crate::app::App;
-use crate::payments::service::{eip681, ClaimError, ClaimProof, PaymentService};
+use crate::pages;
+use crate::payments::service::{eip681, ClaimError, ClaimProof};
 use crate::payments::state::PaymentState;
-use crate::reply::{html_escape, Reply};
+use crate::reply::Reply;
 use crate::store::Payment;
 
-fn payments_off() -> Reply {
-    Reply::error(
+/// A client-visible problem: `{code, message}` JSON for programs, an HTML page for a
+/// browser's form post (a form post never lands on raw JSON).
+fn problem(req: &EndpointRequest<'_>, status: u16, code: &str, message: &str) -> Reply {
+    answer(is_form(req), status, code, message)
+}
+
+/// [`problem`] with the choice made: `html` for a browser.
+fn answer(html: bool, status: u16, code: &str, message: &str) -> Reply {
+    if !html {
+        return Reply::error(status, code, message);
+    }
+    let heading = match status {
+        409 => "Not possible right now",
+        410 => "This offer has expired",
+        429 => "Too many requests",
+        500.. => "Payments are unavailable",
+        _ => "That did not work",
+    };
+    let mut page = pages::Message::new(heading, &crate::redact::redact(message));
+    page.title = format!("{heading} ({code})");
+    Reply::html(status, pages::render(&page))
+}
+
+fn payments_off(html: bool) -> Reply {
+    answer(
+        html,
         503,
         "payments_disabled",
-        "this tollgate has no [chain] rpc_urls/xpub configured",
+        "this tollgate has no [chain] rpc_urls/xpub configured, so it cannot take payments",
     )
 }
 
-fn store_down(e: impl std::fmt::Display) -> Reply {
+fn store_down(html: bool, e: impl std::fmt::Display) -> Reply {
     tracing::error!(error = %e, "store unavailable");
-    Reply::error(
+    answer(
+        html,
         503,
         "store_unavailable",
         "payment store unavailable; try again shortly",
@@ -139,7 +165,7 @@ fn is_form(req: &EndpointRequest<'_>) -> bool {
 /// `POST /pay {"contract": token[, "claim_token": …]}`.
 pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
     let Some(svc) = &app.payments else {
-        return payments_off();
+        return payments_off(is_form(req));
     };
     let fields = match Fields::parse(req, "contract") {
         Ok(f) => f,
@@ -158,18 +184,18 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
     {
         Ok(c) => c,
         Err(ClaimError::BadToken(e)) => {
-            return Reply::error(400, "bad_contract_token", &e.to_string())
+            return problem(req, 400, "bad_contract_token", &e.to_string())
         }
-        Err(ClaimError::Expired) => {
-            return Reply::error(410, "contract_expired", &ClaimError::Expired.to_string())
+        Err(e @ ClaimError::Expired) => {
+            return problem(req, 410, "contract_expired", &e.to_string())
         }
-        Err(e @ ClaimError::WrongChain) => return Reply::error(409, "wrong_chain", &e.to_string()),
+        Err(e @ ClaimError::WrongChain) => return problem(req, 409, "wrong_chain", &e.to_string()),
         Err(e @ ClaimError::RateLimited) => {
-            return Reply::error(429, "rate_limited", &e.to_string())
+            return problem(req, 429, "rate_limited", &e.to_string())
                 .with_header("Retry-After", "60".into())
         }
         Err(e @ ClaimError::AlreadyClaimed { .. }) => return already_claimed(app, req, &e),
-        Err(ClaimError::Store(e)) => return store_down(e),
+        Err(ClaimError::Store(e)) => return store_down(is_form(req), e),
     };
     let p = &claimed.payment;
     let cfg = &app.cfg;
@@ -207,19 +233,12 @@ fn already_claimed(app: &App, req: &EndpointRequest<'_>, e: &ClaimError) -> Repl
     };
     let offer_url = crate::challenge::offer_url(&app.cfg, resource);
     if is_form(req) {
-        return Reply::html(
-            409,
-            page(
-                "Already claimed",
-                &format!(
-                    "<h1>This offer was already taken</h1>\
-                     <p>Someone else claimed this contract (a shared link?). Buy your own copy of \
-                     <code>{}</code> on its offer page.</p><p><a class=\"button\" href=\"{}\">Go to the offer</a></p>",
-                    html_escape(resource),
-                    html_escape(&offer_url)
-                ),
-            ),
-        );
+        let page = pages::Message::new(
+            "This offer was already taken",
+            &format!("Someone else claimed this contract (a shared link?). Buy your own copy of {resource} on its offer page."),
+        )
+        .link(&offer_url, "Go to the offer", true);
+        return Reply::html(409, pages::render(&page));
     }
     Reply::json(
         409,
@@ -261,24 +280,26 @@ fn status_of<'a>(app: &App, p: &'a Payment) -> Status<'a> {
     }
 }
 
-async fn load(app: &App, pid: &str) -> Result<Payment, Reply> {
+/// The payment `pid`; errors as JSON, or as HTML pages when `html`.
+async fn load(app: &App, pid: &str, html: bool) -> Result<Payment, Reply> {
     let Some(svc) = &app.payments else {
-        return Err(payments_off());
+        return Err(payments_off(html));
     };
     match svc.store.payment(pid).await {
         Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(Reply::error(
+        Ok(None) => Err(answer(
+            html,
             404,
             "unknown_payment",
             "no payment with this id",
         )),
-        Err(e) => Err(store_down(e)),
+        Err(e) => Err(store_down(html, e)),
     }
 }
 
 /// `GET /{id}/status.json`: public, CORS-readable.
 pub async fn status(app: &App, pid: &str) -> Reply {
-    match load(app, pid).await {
+    match load(app, pid, false).await {
         Ok(p) => Reply::json(200, &status_of(app, &p))
             .with_header("Access-Control-Allow-Origin", "*".into()),
         Err(r) => r.with_header("Access-Control-Allow-Origin", "*".into()),
@@ -307,26 +328,44 @@ fn retry_after(state: PaymentState) -> Option<&'static str> {
     .then_some("5")
 }
 
-/// `POST /{id}/receipt {"claim_token": …}`: the receipt once paid, 409 before.
+/// The name of the receipt cookie.
+const RECEIPT_COOKIE: &str = "tollgate_receipt";
+
+/// `POST /{id}/receipt {"claim_token": …}`: the receipt once paid, 409 before. The
+/// claim token may also come from this payment's claim cookie (a browser without
+/// JavaScript pressing "open" on the status page).
 pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
+    let html = is_form(req);
     let Some(svc) = &app.payments else {
-        return payments_off();
+        return payments_off(html);
     };
-    let token = match Fields::parse(req, "claim_token").and_then(|f| f.require("claim_token")) {
-        Ok(t) => t,
+    let fields = match Fields::parse(req, "claim_token") {
+        Ok(f) => f,
         Err(r) => return r,
     };
-    if !PaymentService::claim_token_ok(&app.keys, pid, &token) {
-        return Reply::error(
-            403,
-            "bad_claim_token",
-            "the claim token does not match this payment",
+    let body_token = fields.get("claim_token");
+    let proof = claim_proof(req, body_token.as_deref());
+    if body_token.is_none() && proof.cookies.iter().all(|(id, _)| *id != pid) {
+        return problem(
+            req,
+            400,
+            "missing_field",
+            "a claim_token (in the body, or this payment's claim cookie) is required",
         );
     }
-    let p = match load(app, pid).await {
+    if !proof.proves(&app.keys, pid) {
+        return problem(
+            req,
+            403,
+            "bad_claim_token",
+            "the claim token does not match this payment: only its claimer can fetch its receipt",
+        );
+    }
+    let p = match load(app, pid, html).await {
         Ok(p) => p,
         Err(r) => return r,
     };
+    let base = format!("{}{}", app.cfg.server.public_url, app.cfg.server.pay_prefix);
     match svc.receipt_for(&app.keys, &p) {
         Ok((receipt, claims)) => {
             let secure = if app.cfg.server.public_https {
@@ -335,16 +374,14 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
                 ""
             };
             let max_age = claims.exp.saturating_sub(app.clock.now_secs());
-            let cookie = format!("tollgate_receipt={receipt}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
-            if is_form(req) {
+            let cookie = format!("{RECEIPT_COOKIE}={receipt}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+            if html {
                 // Browsers without JavaScript: back to the resource, now unlocked.
-                let to = p
-                    .contract_token
-                    .as_ref()
-                    .and_then(|t| crate::contract::Offer::from_token(&app.keys, t).ok())
-                    .map(|o| o.terms.fulfillment_url)
-                    .unwrap_or_else(|| app.cfg.server.public_url.clone());
-                return Reply::html(303, format!("<a href=\"{0}\">{0}</a>", html_escape(&to)))
+                let to =
+                    fulfillment_url(app, &p).unwrap_or_else(|| app.cfg.server.public_url.clone());
+                let page = pages::Message::new("Paid", "Your receipt is stored in this browser.")
+                    .link(&to, "Open it", true);
+                return Reply::html(303, pages::render(&page))
                     .with_header("Location", to)
                     .with_header("Set-Cookie", cookie);
             }
@@ -361,21 +398,21 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
             )
             .with_header("Set-Cookie", cookie)
         }
-        Err(state) if is_form(req) => Reply::html(
-            409,
-            page(
+        Err(state) if html => {
+            let d = app.cfg.chain.decimals;
+            let page = pages::Message::new(
                 "Not paid yet",
                 &format!(
-                    "<h1>Not paid yet</h1><p>State: <strong>{}</strong>. Received {} of {} 0xBTC.</p>\
-                     <p><a href=\"{}/{}/status\">Watch the payment status</a>, then press the unlock button again.</p>",
+                    "State: {}. Received {} of {} 0xBTC.",
                     state.as_str(),
-                    html_escape(&p.received.to_decimal(app.cfg.chain.decimals)),
-                    html_escape(&p.amount.to_decimal(app.cfg.chain.decimals)),
-                    html_escape(&format!("{}{}", app.cfg.server.public_url, app.cfg.server.pay_prefix)),
-                    html_escape(&p.id),
+                    p.received.to_decimal(d),
+                    p.amount.to_decimal(d)
                 ),
-            ),
-        ),
+            )
+            .paragraph("Watch the payment status, then press the unlock button again.")
+            .link(&format!("{base}/{}/status", p.id), "Payment status", false);
+            Reply::html(409, pages::render(&page))
+        }
         Err(state) => {
             let msg = match state {
                 PaymentState::Seen | PaymentState::Confirming => {
@@ -398,44 +435,42 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
     }
 }
 
-const STYLE: &str = "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}\
-main{border:1px solid #d0d0d5;border-radius:12px;padding:1.5rem}code{word-break:break-all}\
-button,a.button{background:#f7931a;color:#fff;border:0;border-radius:8px;padding:.6rem 1.2rem;font-size:1rem;text-decoration:none}</style>";
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>{STYLE}</head><body><main>{body}</main></body></html>",
-        html_escape(title)
-    )
+/// The fulfillment URL of a contract payment (`None` for gateway payments).
+fn fulfillment_url(app: &App, p: &Payment) -> Option<String> {
+    let token = p.contract_token.as_ref()?;
+    crate::contract::Offer::from_token(&app.keys, token)
+        .ok()
+        .map(|o| o.terms.fulfillment_url)
 }
 
-/// `GET /{id}/status`: a self-refreshing HTML status page (works without JavaScript).
+/// `GET /{id}/status`: a self-refreshing HTML status page (works without JavaScript);
+/// once paid, a button that opens the resource (the claim cookie proves the claimer).
 pub async fn status_page(app: &App, pid: &str) -> Reply {
-    let p = match load(app, pid).await {
+    let p = match load(app, pid, true).await {
         Ok(p) => p,
         Err(r) => return r,
     };
     let s = status_of(app, &p);
-    let refresh = if retry_after(p.state).is_some() {
-        "<meta http-equiv=\"refresh\" content=\"3\">"
-    } else {
-        ""
+    let base = format!("{}{}", app.cfg.server.public_url, app.cfg.server.pay_prefix);
+    let resource = p
+        .contract_token
+        .as_ref()
+        .and_then(|t| crate::contract::Offer::from_token(&app.keys, t).ok())
+        .map(|o| o.params.resource);
+    let page = pages::Status {
+        base: &base,
+        payment_id: &p.id,
+        state: s.state,
+        received: &s.received,
+        amount: &s.amount,
+        address: &p.address,
+        confirmations: s.confirmations,
+        required_confirmations: s.required_confirmations,
+        waiting: retry_after(p.state).is_some(),
+        unlocks: p.state.unlocks() && resource.is_some(),
+        resource: resource.as_deref().unwrap_or(""),
     };
-    Reply::html(
-        200,
-        format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}<title>Payment {id}</title>{STYLE}</head>\
-             <body><main><h1>Payment {id}</h1><p>State: <strong id=\"state\">{state}</strong></p>\
-             <p>Received {received} of {amount} 0xBTC at <code>{addr}</code>; confirmations {c}/{rc}.</p></main></body></html>",
-            id = html_escape(&p.id),
-            state = s.state,
-            received = html_escape(&s.received),
-            amount = html_escape(&s.amount),
-            addr = html_escape(&p.address),
-            c = s.confirmations,
-            rc = s.required_confirmations,
-        ),
-    )
+    Reply::html(200, pages::render(&page))
 }
 
 /// The HTML answer to a form `POST /pay`: manual payment instructions.
@@ -443,31 +478,22 @@ fn instructions_page(app: &App, p: &Payment, claim_token: &str, uri: &str, base:
     let amount = p.amount.to_decimal(app.cfg.chain.decimals);
     Reply::html(
         200,
-        format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Pay {amount} 0xBTC</title>{STYLE}</head><body><main>\
-             <h1>Send {amount} 0xBTC</h1>\
-             <p>To <code id=\"address\">{addr}</code> (token <code>{token}</code>, chain {chain}).</p>\
-             <p><img src=\"{base}/{id}/qr.svg\" alt=\"EIP-681 payment QR code\" width=\"220\" height=\"220\"></p>\
-             <p><a href=\"{uri}\">Open in wallet</a> · <a href=\"{base}/{id}/status\">Payment status</a></p>\
-             <form method=\"post\" action=\"{base}/{id}/receipt\">\
-             <input type=\"hidden\" name=\"claim_token\" value=\"{ct}\">\
-             <button type=\"submit\">I have paid: unlock</button></form>\
-             <p>Keep this page: the button works again later (another device, after your cookie is gone).</p>\
-             </main></body></html>",
-            addr = html_escape(&p.address),
-            token = html_escape(&app.cfg.chain.token),
-            chain = app.cfg.chain.chain_id,
-            uri = html_escape(uri),
-            base = html_escape(base),
-            id = html_escape(&p.id),
-            ct = html_escape(claim_token),
-        ),
+        pages::render(&pages::Instructions {
+            base,
+            payment_id: &p.id,
+            amount: &amount,
+            address: &p.address,
+            token: &app.cfg.chain.token,
+            chain_id: app.cfg.chain.chain_id,
+            eip681: uri,
+            claim_token,
+        }),
     )
 }
 
 /// `GET /{id}/qr.svg`: the EIP-681 payment URI as a QR code.
 pub async fn qr(app: &App, pid: &str) -> Reply {
-    let p = match load(app, pid).await {
+    let p = match load(app, pid, false).await {
         Ok(p) => p,
         Err(r) => return r,
     };
