@@ -911,8 +911,15 @@
     var from = accounts && accounts[0];
     if (!ADDRESS.test(from || '')) throw new TollgateError('no_account', 'Your wallet gave no account to pay from. Nothing was sent.');
 
+    var chainOf = async function () {
+      try {
+        return BigInt(await eth.request({ method: 'eth_chainId' }));
+      } catch (e) {
+        throw walletError(e, 'connect');
+      }
+    };
     var want = BigInt(entry.chain_id);
-    var have = BigInt(await eth.request({ method: 'eth_chainId' }));
+    var have = await chainOf();
     if (have !== want) {
       ui.status('Your wallet is on chain ' + have + '; asking it to switch to chain ' + want + '…');
       try {
@@ -926,7 +933,7 @@
             : 'Your wallet could not switch from chain ' + have + ' to chain ' + want + ' (' + providerMessage(e) + ').';
         throw new TollgateError('wrong_chain', why + ' Nothing was sent.', { chain_id: entry.chain_id, wallet_chain_id: have.toString() });
       }
-      have = BigInt(await eth.request({ method: 'eth_chainId' }));
+      have = await chainOf();
       if (have !== want) {
         throw new TollgateError('wrong_chain', 'Your wallet is still on chain ' + have + ', not chain ' + want + '. Nothing was sent.');
       }
@@ -989,6 +996,16 @@
 
   function closedError() {
     return new TollgateError('closed', 'You closed the payment window. The payment is kept: come back to this page to resume it.');
+  }
+
+  /** One status.json, or null when tollgate cannot be reached. */
+  async function statusOnce(entry) {
+    try {
+      var r = await fetch(entry.status_url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      return r.ok ? await r.json() : null;
+    } catch (e) {
+      return null;
+    }
   }
 
   /** Polls status.json until paid; expired and underpaid end the payment. */
@@ -1093,6 +1110,12 @@
     if (terms) checkClaimAgainstTerms(entry, terms);
     var eth = provider();
     var nothingSent = !entry.tx_hash && entry.state === 'claimed';
+    if (eth && autoPay && nothingSent) {
+      // A repeated claim answers for a payment that may have been paid meanwhile
+      // (by hand, from another device): send only while tollgate has seen nothing.
+      var before = await statusOnce(entry);
+      if (before && before.state !== 'new') nothingSent = false;
+    }
     if (eth && autoPay && nothingSent) {
       await payWithProvider(eth, entry, ui);
       ui.phase('polling');
