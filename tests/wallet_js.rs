@@ -16,6 +16,9 @@
 //! checked on chain here, and the payer's Transfer logs are counted after every
 //! step: a replay, a cancel or a refusal must not add one.
 //!
+//! `/shop/seed.html` is the seed's own fulfillment page, verbatim, calling
+//! `taler.executePayment(<hash>, <pay URL>, <offer URL>)` from its `<head>`.
+//!
 //! The merchant's fulfillment page (`/shop/fulfil.html?u=<fulfillment URL>`) stands
 //! in for tollgate's paywall until the paywall includes the library: it fetches the
 //! fulfillment URL and, on a 402, calls `taler.executePayment` with the 402's hash and
@@ -178,6 +181,39 @@ tollgate.config.pollMs = 200;
 </script></body></html>
 "#;
 
+/// The seed's fulfillment page, character for character (taler-merchant-interaction,
+/// "JavaScript based"), with the library's path and the three placeholders filled in.
+const SEED_FULFILLMENT: &str = r#"<html>
+  <head>
+    <script src="path/to/taler-wallet-lib.js"></script>
+    <script type="application/javascript">
+      // Imported from taler-wallet-lib.js
+      taler.executePayment(<CONTRACT-HASHCODE>, <PAY-URL>, <OFFERING-URL>);
+    </script>
+  </head>
+  ..
+
+</html>"#;
+
+/// [`SEED_FULFILLMENT`] for `?h=<hash>&p=<pay URL>&o=<offer URL>`: each value a
+/// JavaScript string literal (JSON, with `<` escaped so no value ends the script).
+async fn seed_fulfillment(
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Html<String> {
+    let lit = |k: &str| {
+        serde_json::to_string(q.get(k).map(String::as_str).unwrap_or_default())
+            .unwrap()
+            .replace('<', "\\u003c")
+    };
+    Html(
+        SEED_FULFILLMENT
+            .replace("path/to/taler-wallet-lib.js", "/_tollgate/tollgate.js")
+            .replace("<CONTRACT-HASHCODE>", &lit("h"))
+            .replace("<PAY-URL>", &lit("p"))
+            .replace("<OFFERING-URL>", &lit("o")),
+    )
+}
+
 /// A page of the merchant's web app that calls `tollgate.fetch` (from the test).
 const API_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Test shop: app</title>
@@ -202,6 +238,7 @@ impl Shop {
                 .route("/shop/offer.html", get(|| async { Html(OFFER_PAGE) }))
                 .route("/shop/fulfil.html", get(|| async { Html(FULFIL_PAGE) }))
                 .route("/shop/api.html", get(|| async { Html(API_PAGE) }))
+                .route("/shop/seed.html", get(seed_fulfillment))
                 .route(
                     "/shop/tampered-contract/{token}",
                     get(move |Path(token): Path<String>| tampered_contract(tg.clone(), token)),
@@ -445,6 +482,7 @@ summary = "Data {{path}}"
     // the same resource) without a second transaction.
     b.expect(&tg, "REPLAYED_COOKIE", NEXT_LINE);
     b.expect(&tg, "REPLAYED_STORE", NEXT_LINE);
+    b.expect(&tg, "REPLAYED_SEED", NEXT_LINE);
     b.expect(&tg, "REPLAYED_OFFER", NEXT_LINE);
     assert_eq!(transfers_from(&anvil, token, payer).await.len(), 1);
 

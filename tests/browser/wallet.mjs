@@ -30,7 +30,7 @@
 //                                mines one block and answers MINED
 //   BASE_OK                      the library names its own prefix as tollgate's base
 //   UNLOCKED <label>             the library opened the paid content
-//   STORED / REPLAYED_COOKIE / REPLAYED_STORE / REPLAYED_OFFER / CANCELLED / ESCAPED /
+//   STORED / REPLAYED_COOKIE / REPLAYED_STORE / REPLAYED_SEED / REPLAYED_OFFER / CANCELLED / ESCAPED /
 //   ALREADY_CLAIMED / SHARED_TO_OFFER / REFUSED_TERMS / REFUSED_HASH / WRONG_CHAIN / REJECTED /
 //   INSUFFICIENT / FETCHED / FETCHED_AGAIN       a scenario step passed (see below)
 //   MANUAL <address> <amount>    the manual instructions are shown: the driver pays
@@ -409,6 +409,16 @@ async function oneClick(browser, cfg) {
   if ((await shim(tab2)).calls.length !== 0) fail('a: the store replay talked to the wallet');
   if (tab2.claims !== 0) fail('a: the store replay claimed again');
   out('REPLAYED_STORE');
+
+  // The same with the seed's fulfillment page, verbatim: executePayment from <head>.
+  await context.clearCookies();
+  const tab4 = watch(await context.newPage(), 'a-seed');
+  const fourth = navigationTo(tab4, resource);
+  const seed = `${cfg.base}/shop/seed.html?h=${e.hash}&p=${encodeURIComponent(`${cfg.base}/_tollgate/pay`)}&o=${encodeURIComponent(offerUrl(cfg, resource))}`;
+  await step('a: open the seed\'s fulfillment page without cookies', STEP_MS, () => tab4.goto(seed));
+  await expectUnlocked(tab4, fourth, resource, 'a seed replay');
+  if ((await shim(tab4)).calls.length !== 0 || tab4.claims !== 0) fail('a: the seed replay claimed or used the wallet');
+  out('REPLAYED_SEED');
 
   // Cookies gone again: the merchant's offer page mints a fresh contract for the same
   // resource; the library replays the stored receipt instead of selling it twice.
