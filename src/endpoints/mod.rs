@@ -3,6 +3,7 @@
 //! the origin.
 
 pub mod pay;
+pub mod wallet_js;
 
 use std::net::IpAddr;
 
@@ -37,6 +38,8 @@ pub struct EndpointRequest<'a> {
     pub client_ip: Option<IpAddr>,
     /// The `Cookie` header values (for the claim cookie).
     pub cookies: &'a [&'a str],
+    /// `If-None-Match` (for `tollgate.js`).
+    pub if_none_match: Option<&'a str>,
 }
 
 /// True when the endpoint at `sub_path` reads a request body.
@@ -50,6 +53,9 @@ pub async fn handle(app: &App, req: &EndpointRequest<'_>) -> Reply {
     match segs.as_slice() {
         ["contract", token] => only(req.method, Method::GET, || contract(app, token)),
         ["offer"] => only(req.method, Method::GET, || offer(app, req.query)),
+        ["tollgate.js"] => only(req.method, Method::GET, || {
+            wallet_js::serve(req.if_none_match)
+        }),
         ["pay"] if req.method == Method::POST => pay::claim(app, req).await,
         ["pay"] => method_not_allowed("POST"),
         [pid, "status.json"] if is_pid(pid) => match *req.method {

@@ -268,6 +268,10 @@ impl Tollgate {
                 wants_json,
                 client_ip,
                 cookies: &cookies,
+                if_none_match: req
+                    .headers
+                    .get("if-none-match")
+                    .and_then(|v| v.to_str().ok()),
             },
         )
         .await
@@ -341,8 +345,11 @@ fn forward_target(raw: &[u8], path: &str, query: Option<&str>) -> Option<String>
 /// unknown length is not drained: the connection is closed after the reply instead.
 async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
     let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
-    header.insert_header("Content-Type", reply.content_type)?;
-    header.insert_header("Content-Length", reply.body.len().to_string())?;
+    // A 304 describes the cached 200: no Content-Type or Content-Length of its own.
+    if reply.status != 304 {
+        header.insert_header("Content-Type", reply.content_type)?;
+        header.insert_header("Content-Length", reply.body.len().to_string())?;
+    }
     for (name, value) in &reply.headers {
         header.append_header(*name, value.as_str())?;
     }

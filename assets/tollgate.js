@@ -1,0 +1,1393 @@
+/*
+ * tollgate.js — tollgate's browser wallet library (SPEC section 9).
+ *
+ * One dependency-free script, no build step. Include it from tollgate itself:
+ *
+ *   <script src="/_tollgate/tollgate.js"></script>
+ *
+ * It finds tollgate's endpoints from its own address (whatever the pay_prefix) and
+ * defines `window.tollgate` and, keeping the names of Taler's taler-wallet-lib,
+ * `taler.offerContractFrom` and `taler.executePayment` on `window.taler` (added to an
+ * existing `window.taler`, never replacing it).
+ *
+ *   taler.offerContractFrom(contractUrl[, announcedHash])
+ *       Fetch the terms, recompute their hash (SHA-256 of RFC 8785 JCS) and refuse
+ *       them if it differs from the announced one; show them; on Confirm claim, pay
+ *       (EIP-1193 wallet, else manual instructions), poll, get the receipt, store it,
+ *       open the fulfillment URL.
+ *   taler.executePayment(contractHash, payUrl, offerUrl)
+ *       A contract this browser accepted: replay its receipt or resume its payment.
+ *       Any other: go to offerUrl (a shared fulfillment URL).
+ *   tollgate.fetch(input, init)
+ *       fetch() that meets a 402 with the same flow (no navigation) and retries with
+ *       `Authorization: Tollgate <receipt>`; stored receipts are sent up front.
+ *
+ * Money is integer base units end to end: BigInt or decimal strings, never Number.
+ * Nothing is claimed or paid before the user presses Confirm.
+ */
+(function () {
+  'use strict';
+
+  var VERSION = '1';
+
+  // ---- where tollgate is ------------------------------------------------------
+
+  // `{public_url}{pay_prefix}`, from this script's own URL.
+  var BASE = (function findBase() {
+    var src = document.currentScript && document.currentScript.src;
+    if (!src) {
+      var all = document.querySelectorAll('script[src]');
+      for (var i = all.length - 1; i >= 0 && !src; i--) {
+        if (/\/tollgate\.js(?:[?#]|$)/.test(all[i].src)) src = all[i].src;
+      }
+    }
+    var u = new URL(src || '/_tollgate/tollgate.js', location.href);
+    return u.origin + u.pathname.replace(/\/tollgate\.js$/, '');
+  })();
+
+  var config = {
+    /** Milliseconds between status polls. */
+    pollMs: 1000,
+  };
+
+  // ---- errors -------------------------------------------------------------------
+
+  /**
+   * Every failure the library reports: `code` is stable (for programs), `message`
+   * is for people (it is also shown in the dialog).
+   */
+  class TollgateError extends Error {
+    constructor(code, message, extra) {
+      super(message);
+      this.name = 'TollgateError';
+      this.code = code;
+      if (extra) Object.assign(this, extra);
+    }
+  }
+
+  // ---- amounts: BigInt only ---------------------------------------------------
+
+  var DECIMAL = /^(0|[1-9][0-9]*)(?:\.([0-9]+))?$/;
+
+  /** "0.5" with 8 decimals → 50000000n. Throws on anything but a plain decimal. */
+  function toBaseUnits(decimal, decimals) {
+    var m = typeof decimal === 'string' ? DECIMAL.exec(decimal) : null;
+    if (!m) throw new TollgateError('bad_terms', 'not a decimal amount: ' + String(decimal));
+    var frac = m[2] || '';
+    if (frac.length > decimals) {
+      throw new TollgateError('bad_terms', 'amount ' + decimal + ' has more than ' + decimals + ' decimals');
+    }
+    return BigInt(m[1]) * 10n ** BigInt(decimals) + BigInt(frac.padEnd(decimals, '0') || '0');
+  }
+
+  /** 50000000n with 8 decimals → "0.5". */
+  function fromBaseUnits(units, decimals) {
+    var s = BigInt(units).toString().padStart(decimals + 1, '0');
+    var whole = s.slice(0, s.length - decimals);
+    var frac = s.slice(s.length - decimals).replace(/0+$/, '');
+    return frac ? whole + '.' + frac : whole;
+  }
+
+  // ---- the contract hash: SHA-256 of RFC 8785 (JCS), lowercase hex -------------
+
+  function wellFormed(s) {
+    if (typeof s.isWellFormed === 'function') return s.isWellFormed();
+    return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+  }
+
+  /**
+   * The RFC 8785 canonical form of a parsed JSON value, for the types contract
+   * terms use: objects (keys sorted by UTF-16 code units, which is what
+   * Array.prototype.sort compares), arrays, strings and integers (serialised as
+   * JSON.stringify does, which is what JCS prescribes), booleans and null. A number
+   * that is not a safe integer cannot be checked exactly after JSON.parse: refused.
+   */
+  function jcs(value) {
+    if (value === null) return 'null';
+    switch (typeof value) {
+      case 'boolean':
+        return value ? 'true' : 'false';
+      case 'string':
+        if (!wellFormed(value)) throw new TollgateError('bad_terms', 'the terms contain a malformed string');
+        return JSON.stringify(value);
+      case 'number':
+        if (!Number.isSafeInteger(value)) {
+          throw new TollgateError('bad_terms', 'the terms contain a number this wallet cannot check exactly: ' + value);
+        }
+        return JSON.stringify(value);
+      case 'object': {
+        if (Array.isArray(value)) return '[' + value.map(jcs).join(',') + ']';
+        var keys = Object.keys(value).sort();
+        return (
+          '{' +
+          keys
+            .map(function (k) {
+              return jcs(k) + ':' + jcs(value[k]);
+            })
+            .join(',') +
+          '}'
+        );
+      }
+      default:
+        throw new TollgateError('bad_terms', 'the terms contain a value JSON cannot hold');
+    }
+  }
+
+  async function sha256Hex(text) {
+    if (!(window.crypto && crypto.subtle)) {
+      throw new TollgateError(
+        'insecure_context',
+        'This page is not a secure context (https), so the browser cannot check the contract. Nothing was paid.'
+      );
+    }
+    var digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+    return Array.from(new Uint8Array(digest), function (b) {
+      return b.toString(16).padStart(2, '0');
+    }).join('');
+  }
+
+  /** The contract hash of parsed terms. */
+  function contractHash(terms) {
+    return sha256Hex(jcs(terms));
+  }
+
+  // ---- small checks ---------------------------------------------------------------
+
+  var ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+  var HASH = /^[0-9a-f]{64}$/;
+
+  function nowSecs() {
+    return Math.floor(Date.now() / 1000);
+  }
+
+  /** An absolute http(s) URL, or a TollgateError (never navigate to `javascript:`). */
+  function httpUrl(s, what) {
+    var u;
+    try {
+      u = new URL(s, location.href);
+    } catch (e) {
+      u = null;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+      throw new TollgateError('bad_terms', what + ' is not an http(s) URL: ' + String(s));
+    }
+    return u.href;
+  }
+
+  function isInt(v) {
+    return Number.isSafeInteger(v) && v >= 0;
+  }
+
+  function isStr(v) {
+    return typeof v === 'string';
+  }
+
+  /** Checks the shape of contract terms (after the hash matched). */
+  function checkTerms(t) {
+    var bad = function (why) {
+      return new TollgateError('bad_terms', 'The contract is malformed (' + why + '); it was refused. Nothing was paid.');
+    };
+    if (!t || typeof t !== 'object' || Array.isArray(t)) throw bad('not an object');
+    if (t.version !== 1) throw bad('unknown version ' + t.version);
+    ['merchant', 'summary', 'amount', 'currency', 'token', 'resource', 'scope', 'fulfillment_url'].forEach(function (k) {
+      if (!isStr(t[k])) throw bad(k + ' is missing');
+    });
+    ['chain_id', 'decimals', 'created', 'pay_deadline', 'access_ttl'].forEach(function (k) {
+      if (!isInt(t[k])) throw bad(k + ' is not a whole number');
+    });
+    if (t.decimals > 77) throw bad('decimals');
+    if (!ADDRESS.test(t.token)) throw bad('token is not an address');
+    if (!Array.isArray(t.products)) throw bad('products is not a list');
+    t.products.forEach(function (p) {
+      if (!p || !isStr(p.description) || !isInt(p.quantity) || !isStr(p.price)) throw bad('a product line');
+      toBaseUnits(p.price, t.decimals);
+    });
+    if (toBaseUnits(t.amount, t.decimals) <= 0n) throw bad('amount is zero');
+    httpUrl(t.fulfillment_url, 'the fulfillment URL');
+  }
+
+  // ---- the wallet store: localStorage, one entry per contract hash -------------------
+
+  var PREFIX = 'tollgate:wallet:';
+  var memory = new Map(); // when localStorage is unavailable (then nothing survives a reload)
+
+  function storage() {
+    try {
+      var s = window.localStorage;
+      s.length; // throws when storage is blocked
+      return s;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function readRaw(key) {
+    var s = storage();
+    return s ? s.getItem(key) : memory.has(key) ? memory.get(key) : null;
+  }
+
+  function writeRaw(key, value) {
+    var s = storage();
+    if (s) {
+      try {
+        s.setItem(key, value);
+        return;
+      } catch (e) {
+        // quota: keep it for this page at least
+      }
+    }
+    memory.set(key, value);
+  }
+
+  function removeRaw(key) {
+    var s = storage();
+    if (s) s.removeItem(key);
+    memory.delete(key);
+  }
+
+  function allKeys() {
+    var s = storage();
+    var keys = s ? Array.from({ length: s.length }, function (_, i) { return s.key(i); }) : [];
+    memory.forEach(function (_, k) {
+      if (keys.indexOf(k) < 0) keys.push(k);
+    });
+    return keys.filter(function (k) {
+      return k && k.indexOf(PREFIX) === 0;
+    });
+  }
+
+  function parseEntry(raw) {
+    try {
+      var e = JSON.parse(raw);
+      return e && typeof e === 'object' && HASH.test(e.hash) && isInt(e.exp) ? e : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  /**
+   * An entry is `{hash, scope, payment_id, claim_token, receipt, exp, state, …}` plus
+   * what a resumed payment needs (contract_url, contract_token, pay_url, status_url,
+   * receipt_url, qr_url, fulfillment_url, offer_url, resource, merchant, address,
+   * amount, amount_base_units, token, chain_id, eip681, expires_at, tx_hash).
+   * `exp` is the receipt's expiry once paid; before, how long the payment can still
+   * complete. Expired entries are dropped.
+   */
+  var wallet = {
+    get: function (hash) {
+      var key = PREFIX + String(hash || '').toLowerCase();
+      var e = parseEntry(readRaw(key));
+      if (e && e.exp > nowSecs()) return e;
+      if (readRaw(key) !== null) removeRaw(key);
+      return null;
+    },
+    put: function (entry) {
+      entry.updated = nowSecs();
+      writeRaw(PREFIX + entry.hash, JSON.stringify(entry));
+      return entry;
+    },
+    remove: function (hash) {
+      removeRaw(PREFIX + String(hash || '').toLowerCase());
+    },
+    /** Every live entry (expired and malformed ones are dropped on the way). */
+    list: function () {
+      return allKeys()
+        .map(function (k) {
+          return wallet.get(k.slice(PREFIX.length));
+        })
+        .filter(Boolean);
+    },
+  };
+
+  /** The live entry for `resource` at `merchant` that holds a receipt, else one in progress. */
+  function entryForResource(merchant, resource, skip) {
+    var mine = wallet.list().filter(function (e) {
+      return e.merchant === merchant && e.resource === resource && !(e.receipt && skip && skip.has(e.receipt));
+    });
+    return (
+      mine.find(function (e) { return e.receipt; }) ||
+      mine.find(function (e) { return e.payment_id; }) ||
+      null
+    );
+  }
+
+  // ---- scopes: does a stored receipt cover a path? -------------------------------------
+
+  function patternCovers(pattern, path) {
+    if (pattern.slice(-2) === '/*') {
+      var prefix = pattern.slice(0, -2);
+      return path === prefix || path.indexOf(prefix + '/') === 0;
+    }
+    if (pattern.indexOf('{') >= 0) {
+      var want = pattern.replace(/\/$/, '').split('/');
+      var got = path.replace(/\/$/, '').split('/');
+      return (
+        want.length === got.length &&
+        want.every(function (w, i) {
+          return /^\{[^}]*\}$/.test(w) ? got[i] !== '' : w === got[i];
+        })
+      );
+    }
+    return path === pattern || path === pattern + '/';
+  }
+
+  /**
+   * Whether a receipt scope covers `path`: a plain scope is that one path, literally;
+   * `route:PATTERN` a route's paths (the gate has the last word: a more specific
+   * route may still price a path this says is covered; then the 402 comes back).
+   */
+  function scopeCovers(scope, path) {
+    if (Array.isArray(scope)) return scope.some(function (s) { return scopeCovers(s, path); });
+    if (!isStr(scope)) return false;
+    if (scope.indexOf('route:') === 0) return patternCovers(scope.slice(6), path);
+    var decoded = path;
+    try {
+      decoded = decodeURI(path);
+    } catch (e) {
+      // keep the raw path
+    }
+    return scope === path || scope === decoded;
+  }
+
+  function receiptFor(origin, path, skip) {
+    var t = nowSecs();
+    return (
+      wallet.list().find(function (e) {
+        return (
+          e.receipt &&
+          e.exp > t &&
+          (!skip || !skip.has(e.receipt)) &&
+          originOf(e.fulfillment_url) === origin &&
+          scopeCovers(e.scope, path)
+        );
+      }) || null
+    );
+  }
+
+  function originOf(url) {
+    try {
+      return new URL(url).origin;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // ---- the dialog ---------------------------------------------------------------------
+
+  var STYLE =
+    '#tollgate-dialog{font:15px/1.45 system-ui,sans-serif;color:#1d1d1f;background:#fff;border:1px solid #c8c8cf;' +
+    'border-radius:12px;padding:1.25rem 1.5rem;max-width:32rem;width:calc(100% - 2rem);box-shadow:0 8px 30px rgba(0,0,0,.25)}' +
+    '#tollgate-dialog::backdrop{background:rgba(0,0,0,.45)}' +
+    '#tollgate-dialog h2{margin:0 0 .75rem;font-size:1.25rem}' +
+    '#tollgate-dialog table{border-collapse:collapse;width:100%;margin:.5rem 0}' +
+    '#tollgate-dialog th,#tollgate-dialog td{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #e4e4e8;vertical-align:top}' +
+    '#tollgate-dialog td.num,#tollgate-dialog th.num{text-align:right;white-space:nowrap}' +
+    '#tollgate-dialog dl{display:grid;grid-template-columns:auto 1fr;gap:.2rem .8rem;margin:.5rem 0}' +
+    '#tollgate-dialog dt{font-weight:600}#tollgate-dialog dd{margin:0;overflow-wrap:anywhere}' +
+    '#tollgate-dialog code{font-family:ui-monospace,monospace;font-size:.85rem;word-break:break-all}' +
+    '#tollgate-dialog .tollgate-total{font-size:1.4rem;font-weight:600}' +
+    '#tollgate-dialog .tollgate-actions{display:flex;gap:.6rem;justify-content:flex-end;margin-top:1rem;flex-wrap:wrap}' +
+    '#tollgate-dialog button{font:inherit;border-radius:8px;padding:.5rem 1.1rem;cursor:pointer;border:1px solid #b0b0b8;background:#fff;color:#1d1d1f}' +
+    '#tollgate-dialog button.tollgate-primary{background:#f7931a;border-color:#f7931a;color:#fff;font-weight:600}' +
+    '#tollgate-dialog button:focus-visible{outline:3px solid #1a5fb4;outline-offset:2px}' +
+    '#tollgate-dialog [role=alert]{color:#a51d2d;font-weight:600}' +
+    '#tollgate-dialog .tollgate-muted{color:#5e5c64;font-size:.85rem}' +
+    '#tollgate-dialog img{display:block;margin:.5rem auto;background:#fff}' +
+    '#tollgate-dialog p{overflow-wrap:anywhere}' +
+    '#tollgate-dialog [hidden]{display:none!important}';
+
+  function el(tag, attrs, children) {
+    var n = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === 'text') n.textContent = attrs[k];
+      else if (k === 'hidden') n.hidden = !!attrs[k];
+      else n.setAttribute(k, attrs[k]);
+    });
+    (children || []).forEach(function (c) {
+      n.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    });
+    return n;
+  }
+
+  function bodyReady() {
+    if (document.body) return Promise.resolve();
+    return new Promise(function (resolve) {
+      document.addEventListener('DOMContentLoaded', function () { resolve(); }, { once: true });
+    });
+  }
+
+  /**
+   * The one in-page dialog: the contract with Confirm / Cancel, then the payment's
+   * progress. Stable ids for pages and tests: #tollgate-dialog (data-phase: contract,
+   * claiming, wallet, manual, polling, paid, error; data-state: the payment state),
+   * #tollgate-title, #tollgate-contract, #tollgate-summary, #tollgate-products,
+   * #tollgate-amount, #tollgate-merchant, #tollgate-deadline, #tollgate-hash,
+   * #tollgate-manual (#tollgate-address, #tollgate-manual-amount, #tollgate-eip681,
+   * #tollgate-qr), #tollgate-status (role=status), #tollgate-error (role=alert),
+   * buttons #tollgate-confirm, #tollgate-cancel, #tollgate-wallet, #tollgate-close.
+   */
+  class Dialog {
+    constructor() {
+      if (!document.getElementById('tollgate-style')) {
+        document.head.appendChild(el('style', { id: 'tollgate-style', text: STYLE }));
+      }
+      var $ = {};
+      var add = function (name, node) {
+        $[name] = node;
+        return node;
+      };
+      var d = el('dialog', {
+        id: 'tollgate-dialog',
+        role: 'dialog',
+        'aria-modal': 'true',
+        'aria-labelledby': 'tollgate-title',
+        'aria-describedby': 'tollgate-status',
+      }, [
+        add('title', el('h2', { id: 'tollgate-title', tabindex: '-1', text: 'Confirm your purchase' })),
+        add('contract', el('section', { id: 'tollgate-contract', 'aria-label': 'Contract' }, [
+          add('summary', el('p', { id: 'tollgate-summary' })),
+          add('terms', el('div', { id: 'tollgate-terms' }, [
+            el('table', { id: 'tollgate-products' }, [
+              el('caption', { class: 'tollgate-muted', text: 'What you buy' }),
+              el('thead', {}, [
+                el('tr', {}, [
+                  el('th', { scope: 'col', text: 'Item' }),
+                  el('th', { scope: 'col', class: 'num', text: 'Quantity' }),
+                  el('th', { scope: 'col', class: 'num', text: 'Price' }),
+                ]),
+              ]),
+              add('lines', el('tbody')),
+            ]),
+            el('dl', {}, [
+              el('dt', { text: 'Total' }),
+              el('dd', {}, [add('amount', el('span', { id: 'tollgate-amount', class: 'tollgate-total' }))]),
+              el('dt', { text: 'Merchant' }),
+              add('merchant', el('dd', { id: 'tollgate-merchant' })),
+              el('dt', { text: 'Pay before' }),
+              el('dd', {}, [add('deadline', el('time', { id: 'tollgate-deadline' }))]),
+              el('dt', { text: 'Network' }),
+              add('network', el('dd', { id: 'tollgate-network' })),
+              el('dt', { text: 'Contract' }),
+              add('hash', el('dd', { id: 'tollgate-hash', class: 'tollgate-muted' })),
+            ]),
+          ])),
+        ])),
+        add('manual', el('section', { id: 'tollgate-manual', 'aria-label': 'Payment instructions', hidden: true }, [
+          el('p', {}, [
+            'Send exactly ',
+            add('manualAmount', el('strong', { id: 'tollgate-manual-amount' })),
+            ' 0xBTC (the ERC-20 token ',
+            add('manualToken', el('code', { id: 'tollgate-manual-token' })),
+            ' on chain ',
+            add('manualChain', el('span', { id: 'tollgate-manual-chain' })),
+            ') to',
+          ]),
+          el('p', {}, [add('address', el('code', { id: 'tollgate-address' }))]),
+          add('qr', el('img', { id: 'tollgate-qr', alt: 'EIP-681 payment QR code', width: '200', height: '200' })),
+          el('p', {}, [add('eip681', el('a', { id: 'tollgate-eip681', href: '#', text: 'Open in a wallet app' }))]),
+        ])),
+        add('status', el('p', { id: 'tollgate-status', role: 'status', 'aria-live': 'polite' })),
+        add('error', el('p', { id: 'tollgate-error', role: 'alert', hidden: true })),
+        el('div', { class: 'tollgate-actions' }, [
+          add('cancel', el('button', { id: 'tollgate-cancel', type: 'button', text: 'Cancel' })),
+          add('wallet', el('button', { id: 'tollgate-wallet', type: 'button', class: 'tollgate-primary', hidden: true, text: 'Pay with browser wallet' })),
+          add('close', el('button', { id: 'tollgate-close', type: 'button', hidden: true, text: 'Close' })),
+          add('confirm', el('button', { id: 'tollgate-confirm', type: 'button', class: 'tollgate-primary', text: 'Confirm' })),
+        ]),
+      ]);
+      this.el = d;
+      this.$ = $;
+      this.closed = false;
+      this._onDismiss = null;
+      this._dismissed = new Set();
+      var self = this;
+      // Escape: the browser's `cancel`. We decide what it means (Cancel before the
+      // confirmation, Close after); if the browser closes the dialog anyway, `close`
+      // is handled the same way.
+      d.addEventListener('cancel', function (ev) {
+        ev.preventDefault();
+        self.dismiss();
+      });
+      d.addEventListener('close', function () {
+        self.dismiss();
+      });
+      $.cancel.addEventListener('click', function () { self.dismiss(); });
+      $.close.addEventListener('click', function () { self.dismiss(); });
+    }
+
+    /** Opens the dialog (modal) and moves focus into it. */
+    async open() {
+      await bodyReady();
+      if (!this.el.isConnected) document.body.appendChild(this.el);
+      if (!this.el.open) this.el.showModal();
+    }
+
+    phase(name) {
+      this.el.setAttribute('data-phase', name);
+    }
+
+    status(text) {
+      this.$.status.textContent = text;
+    }
+
+    /** Shows an error in words; the dialog stays open with a Close button. */
+    fail(err) {
+      var $ = this.$;
+      this.phase('error');
+      $.error.textContent = err && err.message ? err.message : String(err);
+      $.error.hidden = false;
+      this.status('');
+      $.confirm.hidden = true;
+      $.cancel.hidden = true;
+      $.wallet.hidden = true;
+      $.close.hidden = false;
+      $.close.focus();
+    }
+
+    /** Resolves to true on Confirm, false on Cancel / Escape. */
+    confirm() {
+      var self = this;
+      var $ = this.$;
+      return new Promise(function (resolve) {
+        var onConfirm = function () {
+          $.confirm.removeEventListener('click', onConfirm);
+          self._onDismiss = null;
+          resolve(true);
+        };
+        $.confirm.addEventListener('click', onConfirm);
+        self._onDismiss = function () {
+          $.confirm.removeEventListener('click', onConfirm);
+          resolve(false);
+        };
+      });
+    }
+
+    /** Cancel, Close, Escape: whatever is waiting hears it once. */
+    dismiss() {
+      if (this.closed) return;
+      var f = this._onDismiss;
+      this._onDismiss = null;
+      this.close();
+      if (f) f();
+      this._dismissed.forEach(function (g) { g(); });
+      this._dismissed.clear();
+    }
+
+    /** Calls `f` when the user closes the dialog; returns the way to stop listening. */
+    onDismiss(f) {
+      var set = this._dismissed;
+      set.add(f);
+      return function () { set.delete(f); };
+    }
+
+    close() {
+      this.closed = true;
+      if (this.el.open) this.el.close();
+      if (this.el.isConnected) this.el.remove();
+      if (current === this) current = null;
+    }
+
+    /** The contract view, focus on Cancel (the safe choice) or on the title. */
+    async showContract(terms, hash) {
+      var $ = this.$;
+      this.phase('contract');
+      $.title.textContent = 'Confirm your purchase';
+      $.summary.textContent = terms.summary;
+      $.lines.textContent = '';
+      terms.products.forEach(function (p) {
+        $.lines.appendChild(el('tr', {}, [
+          el('td', { text: p.description }),
+          el('td', { class: 'num', text: String(p.quantity) }),
+          el('td', { class: 'num', text: p.price + ' 0xBTC' }),
+        ]));
+      });
+      $.amount.textContent = terms.amount + ' 0xBTC';
+      $.merchant.textContent = terms.merchant;
+      var deadline = new Date(terms.pay_deadline * 1000);
+      $.deadline.dateTime = deadline.toISOString();
+      $.deadline.textContent = deadline.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+      $.network.textContent = 'chain ' + terms.chain_id + ', token ' + terms.token;
+      $.hash.textContent = 'SHA-256 ' + hash + ' (checked in this browser)';
+      $.contract.hidden = false;
+      this.status('Nothing is paid until you confirm.');
+      await this.open();
+      $.cancel.focus();
+    }
+
+    /**
+     * A view without the contract's details: errors before it could be shown (no
+     * summary), resumed payments (their summary).
+     */
+    async showBare(title, summary) {
+      this.$.title.textContent = title;
+      this.$.summary.textContent = summary || '';
+      this.$.terms.hidden = true;
+      this.$.contract.hidden = !summary;
+      this.$.confirm.hidden = true;
+      this.$.cancel.hidden = true;
+      this.$.close.hidden = false;
+      await this.open();
+      this.$.title.focus();
+    }
+
+    /** After Confirm: only Close remains (closing stops watching, not the payment). */
+    progress(text) {
+      var $ = this.$;
+      if (this.el.getAttribute('data-phase') === 'contract') $.title.textContent = 'Payment';
+      $.terms.hidden = true;
+      $.confirm.hidden = true;
+      $.cancel.hidden = true;
+      $.close.hidden = false;
+      this.phase('claiming');
+      this.status(text);
+    }
+
+    /** Address, amount, EIP-681 link and QR code for paying by hand. */
+    showManual(entry) {
+      var $ = this.$;
+      $.manualAmount.textContent = entry.amount;
+      $.manualToken.textContent = entry.token;
+      $.manualChain.textContent = String(entry.chain_id);
+      $.address.textContent = entry.address;
+      $.eip681.href = entry.eip681;
+      $.qr.src = entry.qr_url;
+      $.manual.hidden = false;
+    }
+
+    /** Shows the payment's state from status.json. */
+    showState(s) {
+      this.el.setAttribute('data-state', s.state);
+      var confs = s.required_confirmations
+        ? ' (' + s.confirmations + '/' + s.required_confirmations + ' confirmations)'
+        : '';
+      var words = {
+        new: 'Waiting for the payment…',
+        seen: 'Payment seen on chain (received ' + s.received + ' of ' + s.amount + ' 0xBTC)…',
+        confirming: 'Payment seen, confirming' + confs + '…',
+        paid: 'Paid' + confs + '.',
+        paid_late: 'Paid (late)' + confs + '.',
+      };
+      this.status(words[s.state] || 'Payment ' + s.state + '.');
+    }
+  }
+
+  var current = null; // the dialog of the flow in progress
+
+  function takeDialog() {
+    if (current && !current.closed) {
+      throw new TollgateError('busy', 'Another tollgate payment is already open on this page.');
+    }
+    current = new Dialog();
+    return current;
+  }
+
+  // ---- talking to tollgate ----------------------------------------------------------
+
+  async function readJson(r) {
+    try {
+      return await r.json();
+    } catch (e) {
+      return {};
+    }
+  }
+
+  async function postJson(url, body) {
+    return fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+
+  /**
+   * GET the terms at `contractUrl`, recompute their hash and compare it with the one
+   * the contract URL announces (`X-Taler-Contract-Hash`) and, when given, the one
+   * the caller was announced (the 402's). Refused terms are never shown.
+   */
+  async function loadContract(contractUrl, announced) {
+    var url = new URL(contractUrl, location.href);
+    var r;
+    try {
+      r = await fetch(url.href, { headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' });
+    } catch (e) {
+      throw new TollgateError('contract_unavailable', 'Could not download the contract (' + e.message + '). Nothing was paid.');
+    }
+    if (!r.ok) {
+      var j = await readJson(r);
+      throw new TollgateError(
+        'contract_unavailable',
+        'The contract could not be loaded (HTTP ' + r.status + (j.message ? ': ' + j.message : '') + '). Nothing was paid.'
+      );
+    }
+    var header = (r.headers.get('X-Taler-Contract-Hash') || '').trim().toLowerCase();
+    var text = await r.text();
+    var terms;
+    try {
+      terms = JSON.parse(text);
+    } catch (e) {
+      throw new TollgateError('bad_terms', 'The contract is not JSON; it was refused. Nothing was paid.');
+    }
+    var computed = await contractHash(terms);
+    var expected = announced ? String(announced).trim().toLowerCase() : '';
+    if (!header && !expected) {
+      throw new TollgateError('hash_missing', 'No contract hash was announced, so the contract cannot be checked; it was refused. Nothing was paid.');
+    }
+    if (header && header !== computed) {
+      throw new TollgateError(
+        'hash_mismatch',
+        'The contract was refused: its terms do not match the hash announced with them (announced ' +
+          header + ', the terms hash to ' + computed + '). Nothing was paid.',
+        { announced: header, computed: computed }
+      );
+    }
+    if (expected && expected !== computed) {
+      throw new TollgateError(
+        'hash_mismatch',
+        'The contract was refused: it is not the contract this offer announced (announced ' +
+          expected + ', the terms hash to ' + computed + '). Nothing was paid.',
+        { announced: expected, computed: computed }
+      );
+    }
+    checkTerms(terms);
+    var token = decodeURIComponent(url.pathname.split('/').pop() || '');
+    if (!token) throw new TollgateError('bad_terms', 'The contract URL names no contract token.');
+    return { terms: terms, hash: computed, token: token, contractUrl: url.href };
+  }
+
+  /** A new wallet entry for an accepted contract (before it is claimed). */
+  function acceptedEntry(offer, payUrl, offerUrl) {
+    var t = offer.terms;
+    return {
+      hash: offer.hash,
+      state: 'accepted',
+      scope: t.scope,
+      resource: t.resource,
+      merchant: t.merchant,
+      summary: t.summary,
+      contract_url: offer.contractUrl,
+      contract_token: offer.token,
+      pay_url: payUrl || BASE + '/pay',
+      offer_url: offerUrl || null,
+      fulfillment_url: t.fulfillment_url,
+      amount: t.amount,
+      decimals: t.decimals,
+      access_ttl: t.access_ttl,
+      payment_id: null,
+      claim_token: null,
+      receipt: null,
+      exp: t.pay_deadline + 1,
+    };
+  }
+
+  /** `POST /pay`: the payment instructions, checked against the accepted terms. */
+  async function claim(entry, ui) {
+    ui.progress('Getting a payment address…');
+    var body = { contract: entry.contract_token };
+    if (entry.claim_token) body.claim_token = entry.claim_token;
+    var r;
+    try {
+      r = await postJson(entry.pay_url, body);
+    } catch (e) {
+      throw new TollgateError('claim_failed', 'Could not reach tollgate to claim the contract (' + e.message + '). Nothing was paid.');
+    }
+    var j = await readJson(r);
+    if (r.status === 409 && j.code === 'contract_already_claimed') {
+      wallet.remove(entry.hash);
+      throw new TollgateError(
+        'already_claimed',
+        'Someone else already claimed this offer (a shared link?). Buy your own on the offer page. Nothing was paid.',
+        { offer_url: j.offer_url ? httpUrl(j.offer_url, 'the offer URL') : entry.offer_url }
+      );
+    }
+    if (r.status === 410) {
+      wallet.remove(entry.hash);
+      throw new TollgateError('expired', 'This offer expired before it was claimed. Nothing was paid; load the page again for a fresh offer.');
+    }
+    if (r.status === 429) {
+      throw new TollgateError('rate_limited', 'Too many new payments from this address; try again in a minute. Nothing was paid.');
+    }
+    if (r.status !== 200 && r.status !== 201) {
+      throw new TollgateError('claim_failed', 'tollgate refused the claim (HTTP ' + r.status + (j.message ? ': ' + j.message : '') + '). Nothing was paid.');
+    }
+    var units;
+    try {
+      units = BigInt(j.amount_base_units);
+    } catch (e) {
+      units = -1n;
+    }
+    var due = toBaseUnits(entry.amount, entry.decimals);
+    if (
+      units !== due ||
+      !ADDRESS.test(j.address || '') ||
+      !ADDRESS.test(j.token || '') ||
+      !isInt(j.chain_id) ||
+      !isInt(j.expires_at) ||
+      typeof j.claim_token !== 'string' ||
+      !/^[0-9a-f]{16}$/.test(j.payment_id || '')
+    ) {
+      throw new TollgateError('mismatch', 'tollgate\'s payment instructions do not match the contract you confirmed; nothing was sent.');
+    }
+    Object.assign(entry, {
+      state: 'claimed',
+      payment_id: j.payment_id,
+      claim_token: j.claim_token,
+      address: j.address,
+      amount: fromBaseUnits(units, entry.decimals),
+      amount_base_units: units.toString(),
+      token: j.token,
+      chain_id: j.chain_id,
+      eip681: String(j.eip681 || ''),
+      status_url: httpUrl(j.status_url, 'the status URL'),
+      receipt_url: httpUrl(j.receipt_url, 'the receipt URL'),
+      qr_url: httpUrl(j.status_url, 'the status URL').replace(/status\.json$/, 'qr.svg'),
+      expires_at: j.expires_at,
+      // A late payment still unlocks: keep the entry as long as tollgate keeps the claim.
+      exp: j.expires_at + (entry.access_ttl || 0),
+    });
+    return wallet.put(entry);
+  }
+
+  /** Checks `entry`'s terms against the caller's: a claim must pay what was confirmed. */
+  function checkClaimAgainstTerms(entry, terms) {
+    if (
+      entry.chain_id !== terms.chain_id ||
+      entry.token.toLowerCase() !== terms.token.toLowerCase() ||
+      BigInt(entry.amount_base_units) !== toBaseUnits(terms.amount, terms.decimals)
+    ) {
+      throw new TollgateError('mismatch', 'tollgate\'s payment instructions do not match the contract you confirmed; nothing was sent.');
+    }
+  }
+
+  // ---- paying with an EIP-1193 provider -----------------------------------------------
+
+  function providerCode(e) {
+    if (!e) return undefined;
+    if (e.code !== undefined) return e.code;
+    if (e.cause && e.cause.code !== undefined) return e.cause.code;
+    if (e.data && e.data.originalError) return e.data.originalError.code;
+    return undefined;
+  }
+
+  function providerMessage(e) {
+    return (e && (e.message || (e.data && e.data.message))) || String(e);
+  }
+
+  /** An error from the wallet, in words. */
+  function walletError(e, when) {
+    var code = providerCode(e);
+    var msg = providerMessage(e);
+    if (code === 4001) {
+      return new TollgateError('rejected', when === 'send'
+        ? 'You rejected the payment in your wallet. Nothing was sent.'
+        : 'You declined the wallet\'s request. Nothing was sent.');
+    }
+    if (when === 'send' && /insufficient|exceeds balance|transfer amount exceeds|balance too low/i.test(msg)) {
+      return new TollgateError('insufficient_balance', 'Your wallet could not send the payment: insufficient token balance (' + msg + '). Nothing was sent.');
+    }
+    if (code === 4100) return new TollgateError('unauthorized', 'Your wallet did not allow this site to use your account. Nothing was sent.');
+    return new TollgateError(when === 'send' ? 'send_failed' : 'wallet_failed', 'Your wallet reported an error: ' + msg + '. Nothing was sent.');
+  }
+
+  function word(hex20) {
+    return hex20.toLowerCase().replace(/^0x/, '').padStart(64, '0');
+  }
+
+  /**
+   * eth_requestAccounts; the chain checked (wallet_switchEthereumChain when it
+   * differs); the token balance checked; then exactly one eth_sendTransaction of
+   * transfer(address, amount) to the token.
+   */
+  async function payWithProvider(eth, entry, ui) {
+    ui.phase('wallet');
+    ui.status('Connecting to your wallet…');
+    var accounts;
+    try {
+      accounts = await eth.request({ method: 'eth_requestAccounts' });
+    } catch (e) {
+      throw walletError(e, 'connect');
+    }
+    var from = accounts && accounts[0];
+    if (!ADDRESS.test(from || '')) throw new TollgateError('no_account', 'Your wallet gave no account to pay from. Nothing was sent.');
+
+    var chainOf = async function () {
+      try {
+        return BigInt(await eth.request({ method: 'eth_chainId' }));
+      } catch (e) {
+        throw walletError(e, 'connect');
+      }
+    };
+    var want = BigInt(entry.chain_id);
+    var have = await chainOf();
+    if (have !== want) {
+      ui.status('Your wallet is on chain ' + have + '; asking it to switch to chain ' + want + '…');
+      try {
+        await eth.request({ method: 'wallet_switchEthereumChain', params: [{ chainId: '0x' + want.toString(16) }] });
+      } catch (e) {
+        var code = providerCode(e);
+        var why = code === 4001
+          ? 'You refused to switch your wallet from chain ' + have + ' to chain ' + want + ', the chain this payment is on.'
+          : code === 4902
+            ? 'Your wallet does not know chain ' + want + ' (it is on chain ' + have + '); add that network to it and try again.'
+            : 'Your wallet could not switch from chain ' + have + ' to chain ' + want + ' (' + providerMessage(e) + ').';
+        throw new TollgateError('wrong_chain', why + ' Nothing was sent.', { chain_id: entry.chain_id, wallet_chain_id: have.toString() });
+      }
+      have = await chainOf();
+      if (have !== want) {
+        throw new TollgateError('wrong_chain', 'Your wallet is still on chain ' + have + ', not chain ' + want + '. Nothing was sent.');
+      }
+    }
+
+    var amount = BigInt(entry.amount_base_units);
+    var balance = null;
+    try {
+      var out = await eth.request({
+        method: 'eth_call',
+        params: [{ from: from, to: entry.token, data: '0x70a08231' + word(from) }, 'latest'],
+      });
+      if (typeof out === 'string' && /^0x[0-9a-fA-F]+$/.test(out)) balance = BigInt(out);
+    } catch (e) {
+      balance = null; // unknown: the wallet will say so when sending
+    }
+    if (balance !== null && balance < amount) {
+      throw new TollgateError(
+        'insufficient_balance',
+        'Your account ' + from + ' holds ' + fromBaseUnits(balance, entry.decimals) + ' 0xBTC; this costs ' +
+          entry.amount + ' 0xBTC. Nothing was sent.',
+        { balance_base_units: balance.toString() }
+      );
+    }
+
+    var data = '0xa9059cbb' + word(entry.address) + amount.toString(16).padStart(64, '0');
+    entry.state = 'sending';
+    entry.from = from;
+    wallet.put(entry);
+    ui.status('Confirm the payment of ' + entry.amount + ' 0xBTC in your wallet…');
+    var tx;
+    try {
+      tx = await eth.request({ method: 'eth_sendTransaction', params: [{ from: from, to: entry.token, data: data }] });
+    } catch (e) {
+      entry.state = 'claimed';
+      wallet.put(entry);
+      throw walletError(e, 'send');
+    }
+    entry.state = 'sent';
+    entry.tx_hash = String(tx);
+    wallet.put(entry);
+    ui.status('Payment sent (transaction ' + entry.tx_hash + '). Waiting for the network…');
+  }
+
+  // ---- watching the payment ------------------------------------------------------------
+
+  /** Waits `ms` (the poll interval), or less when the user closes the dialog. */
+  function pause(ms, ui) {
+    return new Promise(function (resolve) {
+      var stop = ui.onDismiss(function () {
+        clearTimeout(t);
+        resolve();
+      });
+      var t = setTimeout(function () {
+        stop();
+        resolve();
+      }, ms);
+    });
+  }
+
+  function closedError() {
+    return new TollgateError('closed', 'You closed the payment window. The payment is kept: come back to this page to resume it.');
+  }
+
+  /** One status.json, or null when tollgate cannot be reached. */
+  async function statusOnce(entry) {
+    try {
+      var r = await fetch(entry.status_url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      return r.ok ? await r.json() : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /** Polls status.json until paid; expired and underpaid end the payment. */
+  async function watch(entry, ui) {
+    var failures = 0;
+    for (;;) {
+      if (ui.closed) throw closedError();
+      var s = null;
+      try {
+        var r = await fetch(entry.status_url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+        if (r.status === 404) {
+          wallet.remove(entry.hash);
+          throw new TollgateError('unknown_payment', 'tollgate does not know this payment any more.');
+        }
+        if (r.ok) s = await r.json();
+      } catch (e) {
+        if (e instanceof TollgateError) throw e;
+      }
+      if (ui.closed) throw closedError();
+      if (s && typeof s.state === 'string') {
+        failures = 0;
+        ui.showState(s);
+        if (s.state === 'paid' || s.state === 'paid_late') return s;
+        if (s.state === 'expired') {
+          wallet.remove(entry.hash);
+          throw new TollgateError('expired', 'The payment expired before anything arrived. Nothing was paid; load the page again for a fresh offer.');
+        }
+        if (s.state === 'underpaid') {
+          wallet.remove(entry.hash);
+          throw new TollgateError(
+            'underpaid',
+            'The payment expired with only ' + s.received + ' of ' + s.amount + ' 0xBTC received. Keep payment id ' +
+              entry.payment_id + ' and contact the merchant.'
+          );
+        }
+        if (s.state === 'refunded') {
+          wallet.remove(entry.hash);
+          throw new TollgateError('refunded', 'This payment was refunded.');
+        }
+        if ((s.state === 'seen' || s.state === 'confirming') && entry.state !== s.state) {
+          entry.state = s.state; // money is on its way: never offer to send again
+          wallet.put(entry);
+        }
+      } else {
+        failures += 1;
+        ui.status('Cannot reach tollgate; retrying…');
+      }
+      await pause(config.pollMs * Math.min(1 + failures, 5), ui);
+    }
+  }
+
+  /**
+   * `POST /{id}/receipt {claim_token}`: the receipt (and the cookie). `null` while
+   * tollgate says it is not paid yet.
+   */
+  async function fetchReceipt(entry) {
+    var r;
+    try {
+      r = await postJson(entry.receipt_url, { claim_token: entry.claim_token });
+    } catch (e) {
+      throw new TollgateError('receipt_failed', 'Could not reach tollgate for the receipt (' + e.message + ').');
+    }
+    var j = await readJson(r);
+    if (r.status === 409) return null;
+    if (r.status === 403) {
+      wallet.remove(entry.hash);
+      throw new TollgateError('receipt_refused', 'tollgate refused this wallet\'s claim token for payment ' + entry.payment_id + '.');
+    }
+    if (!r.ok || typeof j.receipt !== 'string' || j.receipt.indexOf('tg1.') !== 0) {
+      throw new TollgateError('receipt_failed', 'tollgate gave no receipt (HTTP ' + r.status + (j.message ? ': ' + j.message : '') + ').');
+    }
+    Object.assign(entry, {
+      state: 'paid',
+      receipt: j.receipt,
+      scope: j.scope !== undefined ? j.scope : entry.scope,
+      exp: isInt(j.expires_at) ? j.expires_at : entry.exp,
+    });
+    return wallet.put(entry);
+  }
+
+  /** Watches until paid, then fetches the receipt (retrying while tollgate says 409). */
+  async function settle(entry, ui) {
+    for (;;) {
+      await watch(entry, ui);
+      var done = await fetchReceipt(entry);
+      if (done) return done;
+      await pause(config.pollMs, ui);
+    }
+  }
+
+  function provider() {
+    var eth = window.ethereum;
+    return eth && typeof eth.request === 'function' ? eth : null;
+  }
+
+  /**
+   * From an entry that is accepted (or claimed) to a receipt: claim if needed, pay
+   * (automatically only right after the user's confirmation), watch, receipt.
+   */
+  async function carryOn(entry, ui, terms, autoPay) {
+    if (!entry.payment_id) entry = await claim(entry, ui);
+    if (terms) checkClaimAgainstTerms(entry, terms);
+    var eth = provider();
+    var nothingSent = !entry.tx_hash && entry.state === 'claimed';
+    if (eth && autoPay && nothingSent) {
+      // A repeated claim answers for a payment that may have been paid meanwhile
+      // (by hand, from another device): send only while tollgate has seen nothing.
+      var before = await statusOnce(entry);
+      if (before && before.state !== 'new') nothingSent = false;
+    }
+    if (eth && autoPay && nothingSent) {
+      await payWithProvider(eth, entry, ui);
+      ui.phase('polling');
+    } else {
+      // Manual instructions; with a wallet and nothing sent yet, its button too
+      // (a resumed payment is never sent without the user's click).
+      ui.phase('manual');
+      ui.showManual(entry);
+      if (entry.state === 'sending') {
+        ui.status('Your wallet may have sent this payment already: check it before paying again.');
+      } else if (entry.tx_hash) {
+        ui.status('Payment sent (transaction ' + entry.tx_hash + '). Waiting for the network…');
+      } else {
+        ui.status('Waiting for the payment…');
+      }
+      if (eth && nothingSent) {
+        var btn = ui.$.wallet;
+        btn.hidden = false;
+        btn.onclick = function () {
+          btn.hidden = true;
+          payWithProvider(eth, entry, ui).catch(function (e) {
+            ui.fail(e);
+          });
+        };
+      }
+    }
+    var done = await settle(entry, ui);
+    ui.$.wallet.hidden = true;
+    ui.phase('paid');
+    return done;
+  }
+
+  function result(entry) {
+    return {
+      receipt: entry.receipt,
+      payment_id: entry.payment_id,
+      contract_hash: entry.hash,
+      scope: entry.scope,
+      expires_at: entry.exp,
+      fulfillment_url: entry.fulfillment_url,
+    };
+  }
+
+  function go(url) {
+    location.assign(httpUrl(url, 'the URL'));
+  }
+
+  // A replay that reloaded the page and came back within this time means the
+  // receipt did not unlock it: stop instead of reloading in a loop.
+  var REPLAY_GUARD_MS = 15000;
+
+  /** A stored receipt: (re)obtain the cookie with the claim token, then open the page. */
+  async function replay(entry, navigate) {
+    var fresh = await fetchReceipt(entry);
+    if (!fresh) return null; // no longer paid (a reorg took it back): resume watching
+    if (navigate) {
+      var key = 'tollgate:replayed:' + entry.hash;
+      var last = 0;
+      try {
+        last = Number(sessionStorage.getItem(key)) || 0;
+        sessionStorage.setItem(key, String(Date.now()));
+      } catch (e) {
+        last = 0;
+      }
+      if (Date.now() - last < REPLAY_GUARD_MS) {
+        throw new TollgateError(
+          'replay_failed',
+          'Your receipt for this purchase is valid, but the page did not unlock with it; is this browser blocking tollgate\'s cookie?'
+        );
+      }
+      go(fresh.fulfillment_url);
+    }
+    return result(fresh);
+  }
+
+  async function withDialog(ui, f) {
+    try {
+      return await f();
+    } catch (e) {
+      if (e && e.code === 'closed') throw e;
+      if (!ui.closed) ui.fail(e);
+      throw e;
+    }
+  }
+
+  /** Shows `e` in a dialog of its own (when no other dialog is open), then throws it. */
+  async function report(title, e) {
+    if (!current || current.closed) {
+      var ui = takeDialog();
+      await ui.showBare(title);
+      ui.fail(e);
+    }
+    throw e;
+  }
+
+  /**
+   * Resumes a stored entry: a receipt is replayed (no dialog); a payment in
+   * progress is watched again; an accepted, unclaimed contract is claimed at
+   * `payUrl` and paid (the user confirmed it already).
+   */
+  async function resume(entry, navigate, payUrl) {
+    if (entry.receipt) {
+      var replayed;
+      try {
+        replayed = await replay(entry, navigate);
+      } catch (e) {
+        return report('Could not open your purchase', e);
+      }
+      if (replayed) return replayed;
+      entry.receipt = null; // tollgate says not paid (any more, e.g. a reorg): watch it again
+    }
+    var ui = takeDialog();
+    return withDialog(ui, async function () {
+      await ui.showBare(entry.payment_id ? 'Payment in progress' : 'Completing your purchase', entry.summary);
+      if (payUrl && !entry.payment_id) entry.pay_url = payUrl;
+      var done = await carryOn(entry, ui, null, !entry.payment_id);
+      if (navigate) {
+        ui.status('Paid. Opening ' + done.fulfillment_url + '…');
+        go(done.fulfillment_url);
+      } else {
+        ui.close();
+      }
+      return result(done);
+    });
+  }
+
+  /**
+   * The whole purchase of verified `offer`: a stored receipt or payment in progress
+   * for it (or for the same resource) is used first; otherwise the contract is shown
+   * and nothing happens before Confirm.
+   */
+  async function purchase(offer, opts) {
+    var known = wallet.get(offer.hash) || entryForResource(offer.terms.merchant, offer.terms.resource, opts.tried);
+    if (known && known.receipt && opts.tried && opts.tried.has(known.receipt)) known = null;
+    if (known) return resume(known, opts.navigate, opts.payUrl);
+    var ui = takeDialog();
+    return withDialog(ui, async function () {
+      await ui.showContract(offer.terms, offer.hash);
+      if (!(await ui.confirm())) {
+        throw new TollgateError('cancelled', 'You cancelled: nothing was claimed or paid.');
+      }
+      var entry = wallet.put(acceptedEntry(offer, opts.payUrl, opts.offerUrl));
+      var done;
+      try {
+        done = await carryOn(entry, ui, offer.terms, true);
+      } catch (e) {
+        if (e.code === 'already_claimed' && opts.navigate && e.offer_url) {
+          ui.fail(e);
+          go(e.offer_url);
+        }
+        throw e;
+      }
+      if (opts.navigate) {
+        ui.status('Paid. Opening ' + done.fulfillment_url + '…');
+        go(done.fulfillment_url);
+      } else {
+        ui.close();
+      }
+      return result(done);
+    });
+  }
+
+  // ---- the public API -----------------------------------------------------------------
+
+  /**
+   * Taler's offerContractFrom: download, check, show, and on Confirm buy the
+   * contract at `contractUrl`, then open its fulfillment URL. `announcedHash` is the
+   * hash the caller was given with the URL (e.g. the 402's X-Taler-Contract-Hash).
+   * Resolves with `{receipt, payment_id, contract_hash, scope, expires_at,
+   * fulfillment_url}`; rejects with a TollgateError (also shown in the dialog).
+   */
+  async function offerContractFrom(contractUrl, announcedHash) {
+    var offer;
+    try {
+      offer = await loadContract(contractUrl, announcedHash);
+    } catch (e) {
+      // Refused before anything of the contract is shown: only the reason.
+      return report('Contract refused', e);
+    }
+    return purchase(offer, { navigate: true, payUrl: BASE + '/pay' });
+  }
+
+  /**
+   * Taler's executePayment: the contract `contractHash` accepted before is replayed
+   * (stored receipt: the cookie is obtained again and the fulfillment URL reloaded;
+   * payment in progress: watched again); an unknown one sends the browser to
+   * `offerUrl` (a shared fulfillment URL).
+   */
+  async function executePayment(contractHash, payUrl, offerUrl) {
+    var entry = wallet.get(contractHash);
+    if (!entry) {
+      if (!offerUrl) throw new TollgateError('no_offer', 'This browser never accepted that contract, and no offer URL was given.');
+      go(offerUrl);
+      return { action: 'offer', offer_url: offerUrl };
+    }
+    return resume(entry, true, payUrl);
+  }
+
+  /**
+   * fetch() for priced resources: a stored, unexpired receipt whose scope covers
+   * the request is sent up front (`Authorization: Tollgate …`); a 402 carrying
+   * X-Taler-Contract-Url/-Hash is paid (with the user's confirmation, no navigation)
+   * and the request retried with the new receipt. Rejects with a TollgateError when
+   * the purchase does not complete (cancelled included).
+   */
+  async function tollgateFetch(input, init) {
+    var original = new Request(input, init);
+    var url = new URL(original.url);
+    var tried = new Set();
+    var send = function (receipt) {
+      var req = original.clone();
+      if (!receipt) return fetch(req);
+      var headers = new Headers(req.headers);
+      headers.set('Authorization', 'Tollgate ' + receipt);
+      tried.add(receipt);
+      return fetch(new Request(req, { headers: headers }));
+    };
+    var upFront = original.headers.has('Authorization') ? null : receiptFor(url.origin, url.pathname);
+    var resp = await send(upFront && upFront.receipt);
+    if (resp.status !== 402) return resp;
+    var contractUrl = resp.headers.get('X-Taler-Contract-Url');
+    var hash = (resp.headers.get('X-Taler-Contract-Hash') || '').toLowerCase();
+    if (!contractUrl || !HASH.test(hash)) return resp;
+
+    var known = wallet.get(hash);
+    if (known && known.receipt && !tried.has(known.receipt)) {
+      var again = await send(known.receipt);
+      if (again.status !== 402) return again;
+    }
+    var offer = await loadContract(contractUrl, hash);
+    // A receipt of ours for this very resource (tollgate's canonical path)?
+    var covering = receiptFor(url.origin, offer.terms.resource, tried);
+    if (covering) {
+      var retried = await send(covering.receipt);
+      if (retried.status !== 402) return retried;
+    }
+    var done = await purchase(offer, {
+      navigate: false,
+      tried: tried,
+      payUrl: resp.headers.get('X-Taler-Pay-Url') || BASE + '/pay',
+      offerUrl: resp.headers.get('X-Taler-Offer-Url'),
+    });
+    return send(done.receipt);
+  }
+
+  /** Resumes the stored payment in progress for `contractHash` (no navigation). */
+  function resumePayment(contractHash) {
+    var entry = wallet.get(contractHash);
+    if (!entry) return Promise.reject(new TollgateError('unknown_contract', 'This browser holds no payment for that contract.'));
+    return resume(entry, false, null);
+  }
+
+  // Drop expired entries on load.
+  wallet.list();
+
+  var api = {
+    version: VERSION,
+    base: BASE,
+    config: config,
+    offerContractFrom: offerContractFrom,
+    executePayment: executePayment,
+    fetch: tollgateFetch,
+    resume: resumePayment,
+    wallet: wallet,
+    jcs: jcs,
+    contractHash: contractHash,
+    toBaseUnits: toBaseUnits,
+    fromBaseUnits: fromBaseUnits,
+    TollgateError: TollgateError,
+  };
+  window.tollgate = api;
+  var taler = window.taler && typeof window.taler === 'object' ? window.taler : (window.taler = {});
+  taler.offerContractFrom = offerContractFrom;
+  taler.executePayment = executePayment;
+})();
