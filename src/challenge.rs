@@ -55,8 +55,29 @@ struct ChallengeBody<'a> {
     contract: &'a Terms,
 }
 
-/// The `402 Payment Required` for `offer`; JSON when `json` is true, else the paywall.
-pub fn payment_required(cfg: &Config, offer: &Offer, json: bool) -> Reply {
+/// Which contract a 402 offers.
+#[derive(Debug)]
+pub enum Page {
+    /// A freshly minted contract.
+    Fresh(Offer),
+    /// The contract of a revisited fulfillment URL: the paywall's script runs the seed's
+    /// `executePayment` (replay what this browser accepted, else go to the offer).
+    Revisit(Offer),
+}
+
+impl Page {
+    fn offer(&self) -> &Offer {
+        match self {
+            Page::Fresh(o) | Page::Revisit(o) => o,
+        }
+    }
+}
+
+/// The `402 Payment Required` for `page`'s contract; JSON when `json` is true, else
+/// the paywall.
+pub fn payment_required(cfg: &Config, page: &Page, json: bool) -> Reply {
+    let offer = page.offer();
+    let revisit = matches!(page, Page::Revisit(_));
     let urls = ChallengeUrls::new(cfg, offer);
     let hash = offer.hash.to_string();
     let reply = if json {
@@ -75,7 +96,10 @@ pub fn payment_required(cfg: &Config, offer: &Offer, json: bool) -> Reply {
             },
         )
     } else {
-        Reply::html(402, render_page(offer, &urls, &hash, false))
+        Reply::html(
+            402,
+            render_page(cfg, offer, &urls, &hash, Kind::Paywall { revisit }),
+        )
     };
     reply
         .with_header("X-Taler-Contract-Url", urls.contract_url)
@@ -89,7 +113,7 @@ pub fn payment_required(cfg: &Config, offer: &Offer, json: bool) -> Reply {
 /// enough: the same contract, `Retry-After`, and a body that says so, never a
 /// fresh contract that would invite paying twice.
 pub fn confirming(cfg: &Config, offer: &Offer, p: &crate::store::Payment, json: bool) -> Reply {
-    let mut reply = payment_required(cfg, offer, json);
+    let mut reply = payment_required(cfg, &Page::Revisit(offer.clone()), json);
     let base = format!("{}{}", cfg.server.public_url, cfg.server.pay_prefix);
     let msg = format!(
         "payment {} is {} ({} of {} confirmations); do not pay again: retry shortly",
@@ -130,28 +154,39 @@ pub fn confirming(cfg: &Config, offer: &Offer, p: &crate::store::Payment, json: 
 pub fn offer_page(cfg: &Config, offer: &Offer) -> Reply {
     let urls = ChallengeUrls::new(cfg, offer);
     let hash = offer.hash.to_string();
-    Reply::html(200, render_page(offer, &urls, &hash, true))
+    Reply::html(200, render_page(cfg, offer, &urls, &hash, Kind::Offer))
         .with_header("X-Taler-Contract-Url", urls.contract_url)
 }
 
-fn render_page(offer: &Offer, urls: &ChallengeUrls, hash: &str, offer_page: bool) -> String {
+/// Which page [`render_page`] draws.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// The 402 paywall (`revisit`: for a revisited fulfillment URL).
+    Paywall { revisit: bool },
+    /// The offer page.
+    Offer,
+}
+
+fn render_page(
+    cfg: &Config,
+    offer: &Offer,
+    urls: &ChallengeUrls,
+    hash: &str,
+    kind: Kind,
+) -> String {
     let t = &offer.terms;
     pages::render(&pages::Paywall {
-        offer_page,
+        offer_page: matches!(kind, Kind::Offer),
+        revisit: matches!(kind, Kind::Paywall { revisit: true }),
+        library_url: &format!(
+            "{}{}/tollgate.js",
+            cfg.server.public_url, cfg.server.pay_prefix
+        ),
         terms: t,
         urls,
         hash,
         token: &offer.token,
         deadline_iso: pages::iso_utc(t.pay_deadline),
         deadline_human: pages::human_utc(t.pay_deadline),
-        resource: &t.resource,
-        fulfillment_path: fulfillment_path(t),
     })
-}
-
-/// The fulfillment URL relative to the site (path and query), for same-origin navigation.
-fn fulfillment_path(t: &Terms) -> &str {
-    t.fulfillment_url
-        .strip_prefix(&t.merchant)
-        .unwrap_or(&t.resource)
 }

@@ -19,6 +19,10 @@ use crate::contract::Terms;
 pub struct Paywall<'a> {
     /// True for the offer page (a fresh contract, "Continue to …").
     pub offer_page: bool,
+    /// A revisited fulfillment URL: the script runs `executePayment` at once.
+    pub revisit: bool,
+    /// Where `tollgate.js` is served.
+    pub library_url: &'a str,
     /// The terms.
     pub terms: &'a Terms,
     /// Where the contract, pay and offer live.
@@ -31,10 +35,6 @@ pub struct Paywall<'a> {
     pub deadline_iso: String,
     /// The pay deadline for people.
     pub deadline_human: String,
-    /// The resource (the paywall script keys its saved claim by it).
-    pub resource: &'a str,
-    /// The fulfillment URL relative to the site (same-origin navigation).
-    pub fulfillment_path: &'a str,
 }
 
 /// A link on a [`Message`] page.

@@ -2,14 +2,17 @@
 //! `tests/browser/paywall.mjs` (playwright-core from npm, no browser download),
 //! against the real tollgate binary, a real origin and anvil with Test 0xBTC.
 //!
-//! With JavaScript: 402 paywall → "Get payment address" → live address, amount and
-//! QR → we pay on chain → the page polls, fetches the receipt (cookie) and opens the
-//! resource from the origin → a new tab replays the cookie → a fresh context still
-//! gets the paywall. Without JavaScript: the form POST gives the instructions page →
-//! we pay → its status page says paid → "I have paid: unlock" → the resource; its
-//! receipt cookie gone, that browser claims again with its claim cookie. A stranger
-//! who opens that purchase's fulfillment URL (without, then with JavaScript) is refused
-//! the claim, led to the offer, and buys a contract of their own there.
+//! With JavaScript (the paywall runs tollgate.js; this browser has no wallet): 402
+//! paywall → "Get payment address" → the library's contract dialog → Confirm → address,
+//! amount, EIP-681 link and QR → we pay on chain → the page polls, fetches the receipt
+//! (cookie) and opens the resource from the origin → a new tab replays the cookie → a
+//! fresh context still gets the paywall. Without JavaScript: the form POST gives the
+//! instructions page → we pay → its status page says paid → "I have paid: unlock" → the
+//! resource; its receipt cookie gone, that browser claims again with its claim cookie.
+//! A stranger who opens that purchase's fulfillment URL is refused the claim and led
+//! to the offer without JavaScript; with JavaScript the paywall's `executePayment`
+//! takes them there at once; they buy a contract of their own there.
+//! (tests/wallet_js.rs covers the one-click wallet flow through an in-page provider.)
 //!
 //! The node script and this test talk in lines (see the script's header): it prints
 //! what it sees, we answer `PAID` once the transfer has its confirmations.
@@ -320,8 +323,8 @@ summary = "Movie {{path}}"
     // Shown with --nocapture: what the browser did.
     eprintln!("--- paywall.mjs stderr ---\n{}", b.stderr());
 
-    // Three screenshots, each a PNG.
-    assert_eq!(b.screenshots.len(), 3, "{:?}", b.screenshots);
+    // Four screenshots (paywall, contract dialog, instructions, no-JS page), each a PNG.
+    assert_eq!(b.screenshots.len(), 4, "{:?}", b.screenshots);
     for p in &b.screenshots {
         let png = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert!(

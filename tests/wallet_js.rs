@@ -19,10 +19,10 @@
 //! `/shop/seed.html` is the seed's own fulfillment page, verbatim, calling
 //! `taler.executePayment(<hash>, <pay URL>, <offer URL>)` from its `<head>`.
 //!
-//! The merchant's fulfillment page (`/shop/fulfil.html?u=<fulfillment URL>`) stands
-//! in for tollgate's paywall until the paywall includes the library: it fetches the
-//! fulfillment URL and, on a 402, calls `taler.executePayment` with the 402's hash and
-//! pay URL, exactly as the paywall will.
+//! The merchant's fulfillment page (`/shop/fulfil.html?u=<fulfillment URL>`) fetches
+//! the fulfillment URL and, on a 402, calls `taler.executePayment` with the 402's hash
+//! and pay URL, as tollgate's own paywall does for a revisited fulfillment URL; step (p)
+//! buys through tollgate's own paywall (which includes the library) with one click.
 
 mod support;
 
@@ -486,26 +486,30 @@ summary = "Data {{path}}"
     b.expect(&tg, "REPLAYED_OFFER", NEXT_LINE);
     assert_eq!(transfers_from(&anvil, token, payer).await.len(), 1);
 
+    // (p) tollgate's own paywall runs the library: one click, one transaction.
+    paid_to.push(shim_payment(&mut b, &tg, &anvil, token, payer, "p", PRICE, 2).await);
+    b.expect(&tg, "PAYWALL_UNLOCKED", NEXT_LINE);
+
     // (b) Cancel and Escape: nothing claimed or sent.
     b.expect(&tg, "CANCELLED", NEXT_LINE);
     b.expect(&tg, "ESCAPED", NEXT_LINE);
     // (d) Terms that do not hash to the announced hash: refused, nothing shown or sent.
     b.expect(&tg, "REFUSED_TERMS", NEXT_LINE);
     b.expect(&tg, "REFUSED_HASH", NEXT_LINE);
-    assert_eq!(transfers_from(&anvil, token, payer).await.len(), 1);
+    assert_eq!(transfers_from(&anvil, token, payer).await.len(), 2);
 
     // (f) tollgate.fetch: paid once, content returned; the second call pays nothing.
-    paid_to.push(shim_payment(&mut b, &tg, &anvil, token, payer, "f", API_PRICE, 2).await);
+    paid_to.push(shim_payment(&mut b, &tg, &anvil, token, payer, "f", API_PRICE, 3).await);
     b.expect(&tg, "FETCHED", NEXT_LINE);
     b.expect(&tg, "FETCHED_AGAIN", NEXT_LINE);
-    assert_eq!(transfers_from(&anvil, token, payer).await.len(), 2);
+    assert_eq!(transfers_from(&anvil, token, payer).await.len(), 3);
 
     // (c) In a fresh context: the first buyer's contract is refused at the claim (409)
     // and leads to the offer; its shared fulfillment URL leads to the merchant's offer
     // page (executePayment), and the stranger buys there.
     b.expect(&tg, "ALREADY_CLAIMED", NEXT_LINE);
     b.expect(&tg, "SHARED_TO_OFFER", NEXT_LINE);
-    paid_to.push(shim_payment(&mut b, &tg, &anvil, token, payer, "c", PRICE, 3).await);
+    paid_to.push(shim_payment(&mut b, &tg, &anvil, token, payer, "c", PRICE, 4).await);
     b.expect(&tg, "UNLOCKED", NEXT_LINE);
 
     // (e) Wrong chain, switch refused; (h) payment rejected; (i) no tokens: each in
@@ -513,7 +517,7 @@ summary = "Data {{path}}"
     b.expect(&tg, "WRONG_CHAIN", NEXT_LINE);
     b.expect(&tg, "REJECTED", NEXT_LINE);
     b.expect(&tg, "INSUFFICIENT", NEXT_LINE);
-    assert_eq!(transfers_from(&anvil, token, payer).await.len(), 3);
+    assert_eq!(transfers_from(&anvil, token, payer).await.len(), 4);
     assert!(transfers_from(&anvil, token, empty).await.is_empty());
 
     // (g) No wallet: manual instructions; a reload resumes; we pay by hand.
@@ -534,13 +538,13 @@ summary = "Data {{path}}"
     }
     eprintln!("--- wallet.mjs stderr ---\n{}", b.stderr());
 
-    // Four purchases, four fresh addresses, each paid exactly its price once.
-    assert_eq!(transfers_from(&anvil, token, payer).await.len(), 4);
+    // Five purchases, five fresh addresses, each paid exactly its price once.
+    assert_eq!(transfers_from(&anvil, token, payer).await.len(), 5);
     let mut distinct = paid_to.clone();
     distinct.sort();
     distinct.dedup();
-    assert_eq!(distinct.len(), 4, "{paid_to:?}");
-    let prices = [PRICE, API_PRICE, PRICE, PRICE];
+    assert_eq!(distinct.len(), 5, "{paid_to:?}");
+    let prices = [PRICE, PRICE, API_PRICE, PRICE, PRICE];
     for (addr, price) in paid_to.iter().zip(prices) {
         assert_eq!(anvil.balance_of(token, *addr).await, base_units(price));
     }

@@ -174,9 +174,18 @@ impl Tollgate {
                 }
             }
         }
-        let offer = revisit
-            .unwrap_or_else(|| Offer::mint(cfg, &app.keys, route, &target.path, app.nonce(), now));
-        Some(challenge::payment_required(cfg, &offer, json))
+        let page = match revisit {
+            Some(offer) => challenge::Page::Revisit(offer),
+            None => challenge::Page::Fresh(Offer::mint(
+                cfg,
+                &app.keys,
+                route,
+                &target.path,
+                app.nonce(),
+                now,
+            )),
+        };
+        Some(challenge::payment_required(cfg, &page, json))
     }
 
     /// True when the request carries a receipt that unlocks `path`, which `route`

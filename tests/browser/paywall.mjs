@@ -6,7 +6,8 @@
 // browser reaches it at; SUMMARY and PRICE are what its paywall must show.
 //
 // Line protocol. stdout (one event a line, nothing else is printed there):
-//   SCREENSHOT <path>           a PNG was written (paywall, live payment, no-JS page)
+//   SCREENSHOT <path>           a PNG was written (paywall, contract dialog, payment
+//                               instructions, no-JS instructions page)
 //   ADDRESS <0x…> / AMOUNT <d>  the JavaScript paywall shows where to pay: pay it
 //   UNLOCKED                    the paywall noticed the payment and opened the resource
 //   REPLAYED                    a new tab in the same browser opens it (cookie replay)
@@ -209,6 +210,45 @@ async function expectReceiptCookie(context, where) {
 
 // ---- the scenarios ---------------------------------------------------------------
 
+/**
+ * On a page where tollgate.js has opened its contract dialog: checks the dialog,
+ * confirms, and checks the manual instructions it then shows (no wallet in this
+ * browser): address, amount, EIP-681 link, QR. Returns the address.
+ */
+async function confirmAndShowInstructions(page, price, shots, where) {
+  const dialog = page.locator('#tollgate-dialog[data-phase="contract"]');
+  await step(`${where}: wait for the contract dialog`, STEP_MS, () => dialog.waitFor());
+  if (shots) await screenshot(page, shots, 'paywall-contract.png');
+  await step(`${where}: click Confirm`, STEP_MS, () => page.locator('#tollgate-confirm').click());
+  const addressShown = page.locator('#tollgate-address').filter({ hasText: /^\s*0x[0-9a-fA-F]{40}\s*$/ });
+  await step(`${where}: wait for the payment instructions`, STEP_MS, () => addressShown.waitFor());
+  const address = await text(page, '#tollgate-address');
+  const amount = await text(page, '#tollgate-manual-amount');
+  if (amount !== price) fail(`${where}: the instructions ask for ${JSON.stringify(amount)}, expected ${price}`);
+  // No injected EIP-1193 wallet here: its button must not show.
+  if (await page.getByRole('button', { name: 'Pay with browser wallet' }).isVisible()) {
+    fail(`${where}: a wallet button without window.ethereum`);
+  }
+  const qrSrc = (await page.locator('#tollgate-qr').getAttribute('src')) ?? '';
+  if (!/\/_tollgate\/[0-9a-f]{16}\/qr\.svg$/.test(qrSrc)) fail(`${where}: QR src is ${JSON.stringify(qrSrc)}`);
+  const qr = await step(`${where}: wait for the QR image to load`, STEP_MS, async () => {
+    const h = await page.waitForFunction(() => {
+      const img = document.getElementById('tollgate-qr');
+      if (!img || !img.complete || !img.getAttribute('src')) return false;
+      return { width: img.naturalWidth, height: img.naturalHeight };
+    });
+    return h.jsonValue();
+  });
+  if (!(qr.width > 0 && qr.height > 0)) fail(`${where}: the QR image did not load (${qrSrc})`);
+  const uri = (await page.locator('#tollgate-eip681').getAttribute('href')) ?? '';
+  if (!uri.startsWith('ethereum:') || !uri.includes(`/transfer?address=${address}&uint256=`)) {
+    fail(`${where}: the EIP-681 link is ${JSON.stringify(uri)}`);
+  }
+  if (shots) await screenshot(page, shots, 'paywall-live.png');
+  checkNoPageErrors(`${where}: before payment`);
+  return address;
+}
+
 async function withJavaScript(browser, url, summary, price, shots) {
   const resourcePath = new URL(url).pathname;
   const context = await browser.newContext();
@@ -221,47 +261,18 @@ async function withJavaScript(browser, url, summary, price, shots) {
   await step('click "Get payment address"', STEP_MS, () =>
     page.getByRole('button', { name: 'Get payment address' }).click(),
   );
-  const addressShown = page.locator('#live-address').filter({ hasText: /^\s*0x[0-9a-fA-F]{40}\s*$/ });
-  await step('wait for #live-address to show an address', STEP_MS, () => addressShown.waitFor());
-  const address = await text(page, '#live-address');
-  const amount = await text(page, '#live-amount');
-  if (amount !== price) fail(`#live-amount shows ${JSON.stringify(amount)}, expected ${price}`);
-  if (!(await page.locator('#live').isVisible())) fail('#live is not visible after the claim');
-  if (await page.locator('#pay-form').isVisible()) fail('#pay-form is still visible after the claim');
-  // No injected EIP-1193 wallet here: its button must not show.
-  if (await page.locator('#live-wallet').isVisible()) fail('#live-wallet is visible without window.ethereum');
-  if (await page.locator('#how').isVisible()) fail('the pre-claim instructions are still visible after the claim');
-
-  const qrSrc = (await page.locator('#live-qr').getAttribute('src')) ?? '';
-  if (!/\/_tollgate\/[0-9a-f]{16}\/qr\.svg$/.test(qrSrc)) fail(`#live-qr src is ${JSON.stringify(qrSrc)}`);
-  const qr = await step('wait for the QR image to load', STEP_MS, async () => {
-    const h = await page.waitForFunction(() => {
-      const img = document.getElementById('live-qr');
-      if (!img || !img.complete || !img.getAttribute('src')) return false;
-      return { width: img.naturalWidth, height: img.naturalHeight };
-    });
-    return h.jsonValue();
-  });
-  if (!(qr.width > 0 && qr.height > 0)) fail(`the QR image did not load (${qrSrc}): natural size ${qr.width}x${qr.height}`);
-  log(`QR ${qrSrc}: ${qr.width}x${qr.height}`);
-  const uri = (await page.locator('#live-uri').getAttribute('href')) ?? '';
-  const wantUri = `/transfer?address=${address}&uint256=`;
-  if (!uri.startsWith('ethereum:') || !uri.includes(wantUri)) fail(`#live-uri href is ${JSON.stringify(uri)}`);
-  const state = await text(page, '#live-state');
-  if (state !== 'new') fail(`#live-state shows ${JSON.stringify(state)} before payment, expected "new"`);
-  await screenshot(page, shots, 'paywall-live.png');
-  checkNoPageErrors('before payment');
-
+  // tollgate.js shows the contract first (its hash checked in the browser); nothing is
+  // claimed before Confirm.
+  const address = await confirmAndShowInstructions(page, price, shots, 'paywall');
   const unlocked = navigationTo(page, resourcePath);
   out(`ADDRESS ${address}`);
-  out(`AMOUNT ${amount}`);
+  out(`AMOUNT ${price}`);
   await expectInput('PAID');
 
   const nav = await step('wait for the paywall to open the resource after payment', PAID_MS, () => unlocked).catch(
     async (e) => {
-      const s = await text(page, '#live-state').catch(() => '?');
-      const c = await text(page, '#live-confs').catch(() => '?');
-      fail(`${e.message} (page at ${page.url()}, #live-state "${s}" ${c})`);
+      const s = await text(page, '#tollgate-status').catch(() => '?');
+      fail(`${e.message} (page at ${page.url()}, #tollgate-status "${s}")`);
     },
   );
   await step('wait for the resource URL', STEP_MS, () => page.waitForURL((u) => u.pathname === resourcePath));
@@ -292,7 +303,7 @@ async function withoutJavaScript(browser, url, summary, price, shots) {
 
   const resp = await step('open the priced page without JavaScript', STEP_MS, () => page.goto(url));
   await expectPaywall(page, resp, summary, price, 'no-JS paywall');
-  if (await page.locator('#live').isVisible()) fail('no-JS paywall: #live is visible without JavaScript');
+  if (await page.locator('#tollgate-dialog').count()) fail('no-JS paywall: a tollgate.js dialog without JavaScript');
 
   const action = (await page.locator('#pay-form').getAttribute('action')) ?? '';
   const contractToken = (await page.locator('#pay-form input[name=contract]').getAttribute('value')) ?? '';
@@ -401,23 +412,20 @@ async function strangerWithJavaScript(browser, url, fulfillment, summary, price)
   const resourcePath = new URL(url).pathname;
   const context = await browser.newContext();
   const page = watch(await context.newPage(), 'stranger-js');
-  const resp = await step('stranger: open the shared fulfillment URL', STEP_MS, () => page.goto(fulfillment));
-  await expectPaywall(page, resp, summary, price, 'stranger');
+  // The paywall of a revisited fulfillment URL runs the seed's executePayment: this
+  // browser never accepted that contract, so it goes straight to the offer page.
   const led = page.waitForResponse((r) => r.request().isNavigationRequest() && new URL(r.url()).pathname.endsWith('/offer'));
   led.catch(() => {});
-  await step('stranger: click "Get payment address"', STEP_MS, () =>
-    page.getByRole('button', { name: 'Get payment address' }).click(),
-  );
+  const resp = await step('stranger: open the shared fulfillment URL', STEP_MS, () => page.goto(fulfillment));
+  if (resp.status() !== 402) fail(`stranger: the shared fulfillment URL answered ${resp.status()}, expected 402`);
   const offerPage = await step('stranger: led to the offer page', STEP_MS, () => led);
   if (offerPage.status() !== 200) fail(`stranger: offer page answered ${offerPage.status()}`);
   await step('stranger: the offer page is shown', STEP_MS, () => page.waitForURL((u) => u.pathname.endsWith('/offer')));
   await step('stranger: click "Get payment address" on the offer', STEP_MS, () =>
     page.getByRole('button', { name: 'Get payment address' }).click(),
   );
-  const addressShown = page.locator('#live-address').filter({ hasText: /^\s*0x[0-9a-fA-F]{40}\s*$/ });
-  await step('stranger: wait for an address of their own', STEP_MS, () => addressShown.waitFor());
-  const address = await text(page, '#live-address');
-  const amount = await text(page, '#live-amount');
+  const address = await confirmAndShowInstructions(page, price, null, 'stranger');
+  const amount = price;
   const unlocked = navigationTo(page, resourcePath);
   out(`STRANGER_ADDRESS ${address}`);
   out(`STRANGER_AMOUNT ${amount}`);

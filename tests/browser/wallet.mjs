@@ -33,6 +33,7 @@
 //   STORED / REPLAYED_COOKIE / REPLAYED_STORE / REPLAYED_SEED / REPLAYED_OFFER / CANCELLED / ESCAPED /
 //   ALREADY_CLAIMED / SHARED_TO_OFFER / REFUSED_TERMS / REFUSED_HASH / WRONG_CHAIN / REJECTED /
 //   INSUFFICIENT / FETCHED / FETCHED_AGAIN       a scenario step passed (see below)
+//   PAYWALL_UNLOCKED             (p) tollgate's own paywall, one click through the library
 //   MANUAL <address> <amount>    the manual instructions are shown: the driver pays
 //                                by hand, mines, and answers PAID
 //   MANUAL_UNLOCKED              that payment opened the content
@@ -670,6 +671,29 @@ async function manual(browser, cfg) {
   await context.close();
 }
 
+/**
+ * (p) The paywall itself (tollgate's 402 page runs the library): "Get payment address"
+ * → the contract dialog → Confirm → the shim's one transaction → paid → the content.
+ */
+async function paywallOneClick(context, cfg) {
+  const resource = '/paid/p.html';
+  const page = watch(await context.newPage(), 'p');
+  const resp = await step('p: open the priced page', STEP_MS, () => page.goto(`${cfg.base}${resource}`));
+  if (resp.status() !== 402) fail(`p: the priced page answered ${resp.status()}, expected the 402 paywall`);
+  await step('p: click "Get payment address"', STEP_MS, () =>
+    page.getByRole('button', { name: 'Get payment address' }).click(),
+  );
+  await expectContractDialog(page, resource, cfg.price, cfg.base, 'p');
+  if (page.claims !== 0) fail('p: a claim was made before Confirm');
+  const unlocked = navigationTo(page, resource);
+  await step('p: click Confirm', STEP_MS, () => page.getByRole('button', { name: 'Confirm', exact: true }).click());
+  await sentAndConfirmed(page, 'p', 0);
+  await expectUnlocked(page, unlocked, resource, 'p');
+  checkNoPageErrors('p');
+  out('PAYWALL_UNLOCKED');
+  await page.close();
+}
+
 async function main() {
   const cfg = JSON.parse(process.argv[2] || 'null');
   if (!cfg || !cfg.base || !cfg.shots) fail('usage: node wallet.mjs CONFIG_JSON');
@@ -680,6 +704,7 @@ async function main() {
   log(`Chromium ${browser.version()}; screenshots in ${cfg.shots}`);
   try {
     const a = await oneClick(browser, cfg);
+    await paywallOneClick(a.context, cfg);
     await cancel(a.context, cfg);
     await refused(a.context, cfg);
     await fetchTwice(a.context, cfg);
