@@ -393,24 +393,16 @@ async fn shim_payment(
 
 // ---- the library in a browser -----------------------------------------------------------
 
-// Rules out: a wallet library that pays without the user's confirmation, pays twice
-// (a replay, a new tab, a reload, a second fetch), pays for terms it did not check
-// (a tampered contract or a substituted hash), swallows a wallet's refusal, sends on
-// the wrong chain or without funds, loses a payment in progress on reload, leaves a
-// stranger with a shared link stuck, or only works with a wallet installed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wallet_library_in_headless_chromium() {
-    let (anvil, token) = funded_chain(CHAIN_ID).await;
-    let payer = anvil.dev_account(1).await;
-    let empty = anvil.dev_account(2).await;
-    let shop = Shop::start();
+/// tollgate on a port chosen first (the browser must reach it at its `public_url`)
+/// in front of `shop`, pricing `/paid/*` and `/api/*`, offers valid for `expiry`.
+fn start_tollgate(anvil: &Anvil, token: Address, shop: &Shop, expiry: &str) -> (Tollgate, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let public_url = format!("http://127.0.0.1:{port}");
     let rest = format!(
         r#"
 [payments]
-expiry = "30m"
+expiry = "{expiry}"
 access_ttl = "30d"
 claim_rate = "1000/min"
 [[route]]
@@ -437,14 +429,29 @@ summary = "Data {{path}}"
     }
     .render();
     let dir = TempDir::new("wallet-js-tg");
-    let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
+    let mut tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
+    tg.dir = Some(dir);
     assert_eq!(
         tg.addr,
         listen.parse::<SocketAddr>().unwrap(),
         "tollgate must listen where public_url points"
     );
     shop.tollgate.set(tg.addr).unwrap();
+    (tg, public_url)
+}
 
+// Rules out: a wallet library that pays without the user's confirmation, pays twice
+// (a replay, a new tab, a reload, a second fetch), pays for terms it did not check
+// (a tampered contract or a substituted hash), swallows a wallet's refusal, sends on
+// the wrong chain or without funds, loses a payment in progress on reload, leaves a
+// stranger with a shared link stuck, or only works with a wallet installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_library_in_headless_chromium() {
+    let (anvil, token) = funded_chain(CHAIN_ID).await;
+    let payer = anvil.dev_account(1).await;
+    let empty = anvil.dev_account(2).await;
+    let shop = Shop::start();
+    let (tg, public_url) = start_tollgate(&anvil, token, &shop, "30m");
     // A JSON text whose canonical form exercises key order by UTF-16 code units
     // (U+20AC before U+1F600's surrogates), escapes and -0.
     let jcs_input = r#"{"b":1,"a":[{"z":"é\u0001\"\\","y":null}],"€":true,"😀":false,"A":-0,"aa":"\u2028\t","":[]}"#;
@@ -570,5 +577,33 @@ summary = "Data {{path}}"
         assert!(p.starts_with(&shots), "{}", p.display());
         let png = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{}", p.display());
+    }
+}
+
+// Rules out: an offer or a payment that expires while the buyer watches, without the
+// buyer being told in words (the library's dialog, on tollgate's own paywall).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_is_said_in_words() {
+    let (anvil, token) = funded_chain(CHAIN_ID).await;
+    let shop = Shop::start();
+    let (tg, public_url) = start_tollgate(&anvil, token, &shop, "5s");
+    let cfg = json!({
+        "scenario": "expiry",
+        "base": public_url,
+        "rpc": anvil.rpc_url(),
+        "chainId": CHAIN_ID,
+        "token": token.to_string(),
+        "price": PRICE,
+        "shots": screenshot_dir(),
+    });
+    let mut b = NodeScript::start("wallet.mjs", &[cfg.to_string()]);
+    let offer = b.expect(&tg, "EXPIRED_OFFER", FIRST_LINE);
+    assert!(offer.contains("expired before it was claimed"), "{offer}");
+    let payment = b.expect(&tg, "EXPIRED_PAYMENT", NEXT_LINE);
+    assert!(payment.contains("Nothing was paid"), "{payment}");
+    b.expect(&tg, "DONE", NEXT_LINE);
+    match b.exit_status(Duration::from_secs(30)) {
+        Some(s) if s.success() => {}
+        other => b.die(&tg, &format!("the script exited with {other:?} after DONE")),
     }
 }

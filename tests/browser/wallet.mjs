@@ -37,6 +37,7 @@
 //   MANUAL <address> <amount>    the manual instructions are shown: the driver pays
 //                                by hand, mines, and answers PAID
 //   MANUAL_UNLOCKED              that payment opened the content
+//   EXPIRED_OFFER / EXPIRED_PAYMENT <message>   (scenario "expiry") said in words
 //   DONE                         all passed; exit status 0
 //   FAIL <reason>                a step failed or timed out; exit status 1
 // Details (HTTP log, console, page errors) go to stderr. Every wait is bounded;
@@ -694,6 +695,44 @@ async function paywallOneClick(context, cfg) {
   await page.close();
 }
 
+/**
+ * (x) Expiry, said in words (a tollgate whose offers and payments expire within
+ * seconds): an offer confirmed after its pay deadline (410 on the claim), and a claimed
+ * payment nothing arrives for. No wallet: nothing could be sent anyway.
+ */
+async function expiry(browser, cfg) {
+  const context = await newContext(browser, cfg, null);
+  const page = watch(await context.newPage(), 'x');
+  const errorSays = async (what, re) => {
+    const err = page.locator('#tollgate-error').filter({ hasText: re });
+    await step(`${what}: wait for the message`, PAID_MS, () => err.waitFor()).catch(async (e) => {
+      fail(`${e.message} (error "${await text(page, '#tollgate-error').catch(() => '')}", status "${await text(page, '#tollgate-status').catch(() => '')}")`);
+    });
+  };
+  // An offer whose pay deadline passes before it is confirmed.
+  const resp = await step('x: open a priced page', STEP_MS, () => page.goto(`${cfg.base}/paid/x1.html`));
+  if (resp.status() !== 402) fail(`x: the priced page answered ${resp.status()}`);
+  const deadline = Date.parse(await page.locator('time').getAttribute('datetime'));
+  await step('x: the pay deadline passes', 30_000, () =>
+    page.waitForFunction((d) => Date.now() > d + 1500, deadline, { polling: 100, timeout: 30_000 }),
+  );
+  await step('x: click "Get payment address"', STEP_MS, () => page.getByRole('button', { name: 'Get payment address' }).click());
+  const confirm = page.locator('#tollgate-confirm');
+  if (await confirm.isVisible().catch(() => false)) await confirm.click();
+  await errorSays('x: expired offer', /expired/i);
+  out(`EXPIRED_OFFER ${await text(page, '#tollgate-error')}`);
+
+  // A payment claimed in time, for which nothing arrives before it expires.
+  await step('x: open another priced page', STEP_MS, () => page.goto(`${cfg.base}/paid/x2.html`));
+  await step('x: click "Get payment address" again', STEP_MS, () => page.getByRole('button', { name: 'Get payment address' }).click());
+  await step('x: click Confirm', STEP_MS, () => page.locator('#tollgate-confirm').click());
+  await step('x: the instructions', STEP_MS, () => page.locator('#tollgate-address').filter({ hasText: /0x[0-9a-fA-F]{40}/ }).waitFor());
+  await errorSays('x: expired payment', /expired before anything arrived/);
+  out(`EXPIRED_PAYMENT ${await text(page, '#tollgate-error')}`);
+  checkNoPageErrors('x');
+  await context.close();
+}
+
 async function main() {
   const cfg = JSON.parse(process.argv[2] || 'null');
   if (!cfg || !cfg.base || !cfg.shots) fail('usage: node wallet.mjs CONFIG_JSON');
@@ -703,15 +742,19 @@ async function main() {
   const browser = await step('launch Chromium', 60_000, () => chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }));
   log(`Chromium ${browser.version()}; screenshots in ${cfg.shots}`);
   try {
-    const a = await oneClick(browser, cfg);
-    await paywallOneClick(a.context, cfg);
-    await cancel(a.context, cfg);
-    await refused(a.context, cfg);
-    await fetchTwice(a.context, cfg);
-    await sharedLink(browser, cfg, a.fulfillment);
-    await walletRefusals(browser, cfg);
-    await manual(browser, cfg);
-    await a.context.close();
+    if (cfg.scenario === 'expiry') {
+      await expiry(browser, cfg);
+    } else {
+      const a = await oneClick(browser, cfg);
+      await paywallOneClick(a.context, cfg);
+      await cancel(a.context, cfg);
+      await refused(a.context, cfg);
+      await fetchTwice(a.context, cfg);
+      await sharedLink(browser, cfg, a.fulfillment);
+      await walletRefusals(browser, cfg);
+      await manual(browser, cfg);
+      await a.context.close();
+    }
   } finally {
     await step('close Chromium', 15_000, () => browser.close()).catch((e) => log(e.message));
   }
