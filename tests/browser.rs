@@ -19,15 +19,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::Address;
 use support::chain::{Anvil, DECIMALS, ONE_TOKEN};
+use support::node_script::NodeScript;
 use support::origin::Origin;
 use support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
@@ -57,173 +54,6 @@ fn base_units(decimal: &str) -> u128 {
     );
     let frac = format!("{frac:0<width$}", width = DECIMALS as usize);
     whole.parse::<u128>().unwrap() * ONE_TOKEN + frac.parse::<u128>().unwrap()
-}
-
-fn script_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-/// `node tests/browser/paywall.mjs …` in its own process group, stopped on drop.
-struct Browser {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    /// Every stdout line so far.
-    seen: Vec<String>,
-    screenshots: Vec<PathBuf>,
-    stderr_path: PathBuf,
-    _dir: TempDir,
-}
-
-impl Browser {
-    fn start(url: &str) -> Browser {
-        let dir = script_dir();
-        assert!(
-            dir.join("node_modules/playwright-core/package.json")
-                .is_file(),
-            "playwright-core is not installed in {}: run scripts/install-test-deps",
-            dir.display()
-        );
-        let tmp = TempDir::new("browser");
-        let stderr_path = tmp.path().join("node-stderr.log");
-        let mut cmd = Command::new("node");
-        cmd.arg(dir.join("paywall.mjs"))
-            .args([url, SUMMARY, PRICE])
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn node ({e}): run scripts/install-test-deps"));
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Browser {
-            child,
-            stdin,
-            lines: rx,
-            seen: Vec::new(),
-            screenshots: Vec::new(),
-            stderr_path,
-            _dir: tmp,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    /// Panics with everything that helps: the script's lines and stderr, tollgate's stderr.
-    fn die(&self, tg: &Tollgate, why: &str) -> ! {
-        panic!(
-            "browser test failed: {why}\n\
-             --- paywall.mjs stdout ---\n{}\n\
-             --- paywall.mjs stderr ---\n{}\n\
-             --- tollgate stderr ---\n{}",
-            self.seen.join("\n"),
-            self.stderr(),
-            tg.stderr()
-        );
-    }
-
-    /// The next event line (screenshots are collected on the way), or a panic on
-    /// `FAIL`, end of output or timeout.
-    fn next(&mut self, tg: &Tollgate, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.lines.recv_timeout(left) {
-                Ok(l) => l,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.die(tg, &format!("no line from the script within {timeout:?}"))
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = self.exit_status(Duration::from_secs(10));
-                    self.die(tg, &format!("the script ended early ({status:?})"))
-                }
-            };
-            self.seen.push(line.clone());
-            if let Some(p) = line.strip_prefix("SCREENSHOT ") {
-                eprintln!("browser screenshot: {p}");
-                self.screenshots.push(PathBuf::from(p));
-                continue;
-            }
-            if line.starts_with("FAIL") {
-                let _ = self.exit_status(Duration::from_secs(10));
-                self.die(tg, &line);
-            }
-            return line;
-        }
-    }
-
-    /// The next line, which must be `word` or start with `word `; returns the rest.
-    fn expect(&mut self, tg: &Tollgate, word: &str, timeout: Duration) -> String {
-        let line = self.next(tg, timeout);
-        if line == word {
-            return String::new();
-        }
-        match line.strip_prefix(word).and_then(|r| r.strip_prefix(' ')) {
-            Some(rest) => rest.to_string(),
-            None => self.die(tg, &format!("expected {word}, got {line:?}")),
-        }
-    }
-
-    fn say(&mut self, tg: &Tollgate, line: &str) {
-        let ok = self
-            .stdin
-            .as_mut()
-            .map(|s| writeln!(s, "{line}").and_then(|()| s.flush()).is_ok())
-            .unwrap_or(false);
-        if !ok {
-            self.die(tg, &format!("could not write {line:?} to the script"));
-        }
-    }
-
-    /// Waits (bounded) for the script to exit.
-    fn exit_status(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        self.stdin = None;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        // SIGTERM first: playwright closes Chromium (its own process group) on it.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        if self.exit_status(Duration::from_secs(10)).is_none() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &group])
-                .stderr(Stdio::null())
-                .status();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// Pays `amount` (decimal) to `address` from dev account 1 and mines two more blocks.
@@ -280,7 +110,10 @@ summary = "Movie {{path}}"
     );
     let url = tg.url(RESOURCE);
 
-    let mut b = Browser::start(&url);
+    let mut b = NodeScript::start(
+        "paywall.mjs",
+        &[url.clone(), SUMMARY.to_string(), PRICE.to_string()],
+    );
 
     // With JavaScript.
     let address = b.expect(&tg, "ADDRESS", FIRST_LINE);

@@ -30,132 +30,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
-import { chromium } from 'playwright-core';
+import {
+  PAID_MS, STEP_MS, checkNoPageErrors, expectInput, fail, firstLine, log, navigationTo, out, run, screenshot, step, text,
+  watch,
+} from './harness.mjs';
 
-const STEP_MS = 20_000; // one page load, click or check
-const PAID_MS = 30_000; // from `PAID` until the page shows the resource
-const STDIN_MS = 120_000; // the driver paying and mining
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-class Fail extends Error {}
-
-function out(line) {
-  process.stdout.write(`${line}\n`);
-}
-
-function log(line) {
-  process.stderr.write(`${line}\n`);
-}
-
-function fail(reason) {
-  throw new Fail(reason);
-}
-
-function firstLine(e) {
-  return String((e && e.message) || e).split('\n')[0];
-}
-
-/** Runs `fn` and fails with `what` if it throws or takes longer than `ms`. */
-async function step(what, ms, fn) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Fail(`${what}: timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([fn(), timeout]);
-  } catch (e) {
-    if (e instanceof Fail) throw e;
-    log(`error in "${what}": ${e && e.stack ? e.stack : e}`);
-    throw new Fail(`${what}: ${firstLine(e)}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-// ---- stdin: lines from the driver ----------------------------------------------
-
-const input = readline.createInterface({ input: process.stdin });
-const queued = [];
-const waiting = [];
-let stdinClosed = false;
-input.on('line', (l) => {
-  const w = waiting.shift();
-  if (w) w(l);
-  else queued.push(l);
-});
-input.on('close', () => {
-  stdinClosed = true;
-  while (waiting.length) waiting.shift()(null);
-});
-
-function nextLine() {
-  if (queued.length) return Promise.resolve(queued.shift());
-  if (stdinClosed) return Promise.resolve(null);
-  return new Promise((resolve) => waiting.push(resolve));
-}
-
-async function expectInput(word) {
-  const line = await step(`waiting for ${word} on stdin`, STDIN_MS, nextLine);
-  if (line === null) fail(`stdin closed while waiting for ${word}`);
-  if (line.trim() !== word) fail(`expected ${word} on stdin, got ${JSON.stringify(line)}`);
-}
-
-// ---- pages ---------------------------------------------------------------------
-
-const pageErrors = [];
-
-/** Logs a page's traffic and console to stderr; records uncaught exceptions. */
-function watch(page, label) {
-  page.on('console', (m) => log(`[${label} console.${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => {
-    pageErrors.push(`${label}: ${firstLine(e)}`);
-    log(`[${label} pageerror] ${e && e.stack ? e.stack : e}`);
-  });
-  page.on('requestfailed', (r) =>
-    log(`[${label} requestfailed] ${r.method()} ${r.url()}: ${r.failure()?.errorText}`),
-  );
-  page.on('response', (r) => log(`[${label} http] ${r.status()} ${r.request().method()} ${r.url()}`));
-  page.setDefaultTimeout(STEP_MS);
-  page.setDefaultNavigationTimeout(STEP_MS);
-  return page;
-}
-
-function checkNoPageErrors(where) {
-  if (pageErrors.length) fail(`uncaught JavaScript error(s) ${where}: ${pageErrors.join(' | ')}`);
-}
-
-/** A promise for the next main-frame navigation response of `page` to `pathname`. */
-function navigationTo(page, pathname) {
-  const p = page.waitForResponse(
-    (r) =>
-      r.request().isNavigationRequest() &&
-      r.request().frame() === page.mainFrame() &&
-      new URL(r.url()).pathname === pathname,
-    { timeout: 0 },
-  );
-  p.catch(() => {}); // awaited later, under a bounded step
-  return p;
-}
-
-async function text(page, selector) {
-  return ((await page.locator(selector).first().textContent()) ?? '').trim();
-}
-
-async function screenshot(page, dir, name) {
-  const file = path.join(dir, name);
-  await step(`screenshot ${name}`, STEP_MS, () => page.screenshot({ path: file, fullPage: true }));
-  out(`SCREENSHOT ${file}`);
-}
+// ---- checks --------------------------------------------------------------------
 
 /** Checks `page` (just loaded from `resp`) is the 402 paywall for SUMMARY at PRICE. */
 async function expectPaywall(page, resp, summary, price, where) {
@@ -437,33 +317,13 @@ async function strangerWithJavaScript(browser, url, fulfillment, summary, price)
   await context.close();
 }
 
-async function main() {
+run(async (browser) => {
   const [url, summary, price] = process.argv.slice(2);
   if (!url || !summary || !price) fail('usage: node paywall.mjs URL SUMMARY PRICE');
-  const executablePath = process.env.TOLLGATE_CHROMIUM || '/usr/bin/chromium';
   const shots = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-browser-'));
-  // playwright-core runs the browser on a fresh temporary profile (--user-data-dir)
-  // and removes it on close.
-  const browser = await step('launch Chromium', 60_000, () =>
-    chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
-  );
-  log(`Chromium ${browser.version()}; screenshots in ${shots}`);
-  try {
-    await withJavaScript(browser, url, summary, price, shots);
-    const fulfillment = await withoutJavaScript(browser, url, summary, price, shots);
-    await strangerWithoutJavaScript(browser, fulfillment, summary, price);
-    await strangerWithJavaScript(browser, url, fulfillment, summary, price);
-  } finally {
-    await step('close Chromium', 15_000, () => browser.close()).catch((e) => log(e.message));
-  }
-  out('DONE');
-}
-
-main().then(
-  () => process.exit(0),
-  (e) => {
-    if (!(e instanceof Fail)) log(e && e.stack ? e.stack : String(e));
-    out(`FAIL ${firstLine(e)}`);
-    process.exit(1);
-  },
-);
+  log(`screenshots in ${shots}`);
+  await withJavaScript(browser, url, summary, price, shots);
+  const fulfillment = await withoutJavaScript(browser, url, summary, price, shots);
+  await strangerWithoutJavaScript(browser, fulfillment, summary, price);
+  await strangerWithJavaScript(browser, url, fulfillment, summary, price);
+});

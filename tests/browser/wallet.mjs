@@ -44,77 +44,9 @@
 // nothing sleeps for a fixed time.
 
 import fs from 'node:fs';
-import path from 'node:path';
-import readline from 'node:readline';
-import { chromium } from 'playwright-core';
-
-const STEP_MS = 20_000; // one page load, click or check
-const PAID_MS = 30_000; // from MINED/PAID until the page shows the content
-const STDIN_MS = 120_000; // the driver checking, paying and mining
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-class Fail extends Error {}
-
-const out = (line) => process.stdout.write(`${line}\n`);
-const log = (line) => process.stderr.write(`${line}\n`);
-const fail = (reason) => {
-  throw new Fail(reason);
-};
-const firstLine = (e) => String((e && e.message) || e).split('\n')[0];
-
-/** Runs `fn` and fails with `what` if it throws or takes longer than `ms`. */
-async function step(what, ms, fn) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Fail(`${what}: timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([fn(), timeout]);
-  } catch (e) {
-    if (e instanceof Fail) throw e;
-    log(`error in "${what}": ${e && e.stack ? e.stack : e}`);
-    throw new Fail(`${what}: ${firstLine(e)}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-// ---- stdin: lines from the driver ----------------------------------------------
-
-const input = readline.createInterface({ input: process.stdin });
-const queued = [];
-const waiting = [];
-let stdinClosed = false;
-input.on('line', (l) => {
-  const w = waiting.shift();
-  if (w) w(l);
-  else queued.push(l);
-});
-input.on('close', () => {
-  stdinClosed = true;
-  while (waiting.length) waiting.shift()(null);
-});
-
-function nextLine() {
-  if (queued.length) return Promise.resolve(queued.shift());
-  if (stdinClosed) return Promise.resolve(null);
-  return new Promise((resolve) => waiting.push(resolve));
-}
-
-async function expectInput(word) {
-  const line = await step(`waiting for ${word} on stdin`, STDIN_MS, nextLine);
-  if (line === null) fail(`stdin closed while waiting for ${word}`);
-  if (line.trim() !== word) fail(`expected ${word} on stdin, got ${JSON.stringify(line)}`);
-}
+import {
+  PAID_MS, STEP_MS, checkNoPageErrors, expectInput, fail, log, navigationTo, out, run, screenshot, step, text, watch,
+} from './harness.mjs';
 
 // ---- the in-page EIP-1193 shim ---------------------------------------------------
 
@@ -169,53 +101,6 @@ function installShim(cfg) {
 }
 
 // ---- pages ---------------------------------------------------------------------
-
-const pageErrors = [];
-
-/** Logs a page's traffic and console to stderr; records uncaught exceptions and claims. */
-function watch(page, label) {
-  page.claims = 0;
-  page.on('console', (m) => log(`[${label} console.${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => {
-    pageErrors.push(`${label}: ${firstLine(e)}`);
-    log(`[${label} pageerror] ${e && e.stack ? e.stack : e}`);
-  });
-  page.on('requestfailed', (r) => log(`[${label} requestfailed] ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
-  page.on('request', (r) => {
-    if (r.method() === 'POST' && new URL(r.url()).pathname === '/_tollgate/pay') page.claims += 1;
-  });
-  page.on('response', (r) => log(`[${label} http] ${r.status()} ${r.request().method()} ${r.url()}`));
-  page.setDefaultTimeout(STEP_MS);
-  page.setDefaultNavigationTimeout(STEP_MS);
-  return page;
-}
-
-function checkNoPageErrors(where) {
-  if (pageErrors.length) fail(`uncaught JavaScript error(s) ${where}: ${pageErrors.join(' | ')}`);
-}
-
-async function text(page, selector) {
-  return ((await page.locator(selector).first().textContent()) ?? '').trim();
-}
-
-async function screenshot(page, dir, name) {
-  const file = path.join(dir, name);
-  await step(`screenshot ${name}`, STEP_MS, () => page.screenshot({ path: file, fullPage: true }));
-  out(`SCREENSHOT ${file}`);
-}
-
-/** A promise for the next main-frame navigation response of `page` to `pathname`. */
-function navigationTo(page, pathname) {
-  const p = page.waitForResponse(
-    (r) =>
-      r.request().isNavigationRequest() &&
-      r.request().frame() === page.mainFrame() &&
-      new URL(r.url()).pathname === pathname,
-    { timeout: 0 },
-  );
-  p.catch(() => {});
-  return p;
-}
 
 async function shim(page) {
   return page.evaluate(() => ({
@@ -733,39 +618,22 @@ async function expiry(browser, cfg) {
   await context.close();
 }
 
-async function main() {
+run(async (browser) => {
   const cfg = JSON.parse(process.argv[2] || 'null');
   if (!cfg || !cfg.base || !cfg.shots) fail('usage: node wallet.mjs CONFIG_JSON');
   fs.mkdirSync(cfg.shots, { recursive: true });
-  const executablePath = process.env.TOLLGATE_CHROMIUM || '/usr/bin/chromium';
-  // playwright-core runs the browser on a fresh temporary profile and removes it on close.
-  const browser = await step('launch Chromium', 60_000, () => chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }));
-  log(`Chromium ${browser.version()}; screenshots in ${cfg.shots}`);
-  try {
-    if (cfg.scenario === 'expiry') {
-      await expiry(browser, cfg);
-    } else {
-      const a = await oneClick(browser, cfg);
-      await paywallOneClick(a.context, cfg);
-      await cancel(a.context, cfg);
-      await refused(a.context, cfg);
-      await fetchTwice(a.context, cfg);
-      await sharedLink(browser, cfg, a.fulfillment);
-      await walletRefusals(browser, cfg);
-      await manual(browser, cfg);
-      await a.context.close();
-    }
-  } finally {
-    await step('close Chromium', 15_000, () => browser.close()).catch((e) => log(e.message));
+  log(`screenshots in ${cfg.shots}`);
+  if (cfg.scenario === 'expiry') {
+    await expiry(browser, cfg);
+    return;
   }
-  out('DONE');
-}
-
-main().then(
-  () => process.exit(0),
-  (e) => {
-    if (!(e instanceof Fail)) log(e && e.stack ? e.stack : String(e));
-    out(`FAIL ${firstLine(e)}`);
-    process.exit(1);
-  },
-);
+  const a = await oneClick(browser, cfg);
+  await paywallOneClick(a.context, cfg);
+  await cancel(a.context, cfg);
+  await refused(a.context, cfg);
+  await fetchTwice(a.context, cfg);
+  await sharedLink(browser, cfg, a.fulfillment);
+  await walletRefusals(browser, cfg);
+  await manual(browser, cfg);
+  await a.context.close();
+});
