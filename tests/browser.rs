@@ -19,14 +19,13 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use support::chain::{Anvil, DECIMALS, ONE_TOKEN};
+use support::chain::Anvil;
 use support::node_script::NodeScript;
 use support::origin::Origin;
-use support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
+use support::{base_units, browser_tollgate, funded_chain};
 
 const CHAIN_ID: u64 = 31337;
 const RESOURCE: &str = "/movies/big-buck-bunny.html";
@@ -37,24 +36,6 @@ const PRICE: &str = "0.5";
 const FIRST_LINE: Duration = Duration::from_secs(90);
 /// Any later step (the script bounds its own steps more tightly).
 const NEXT_LINE: Duration = Duration::from_secs(60);
-
-/// A free loopback port: the browser must reach tollgate at its `public_url`, so the
-/// port is chosen before tollgate starts and written into both `listen` and `public_url`.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// A decimal 0xBTC amount ("0.5") in base units.
-fn base_units(decimal: &str) -> u128 {
-    let (whole, frac) = decimal.split_once('.').unwrap_or((decimal, ""));
-    assert!(
-        frac.len() <= DECIMALS as usize,
-        "too many decimals: {decimal}"
-    );
-    let frac = format!("{frac:0<width$}", width = DECIMALS as usize);
-    whole.parse::<u128>().unwrap() * ONE_TOKEN + frac.parse::<u128>().unwrap()
-}
 
 /// Pays `amount` (decimal) to `address` from dev account 1 and mines two more blocks.
 async fn pay(anvil: &Anvil, token: Address, address: &str, amount: &str) -> Address {
@@ -73,9 +54,6 @@ async fn pay(anvil: &Anvil, token: Address, address: &str, amount: &str) -> Addr
 async fn paywall_in_headless_chromium() {
     let (anvil, token) = funded_chain(CHAIN_ID).await;
     let origin = Origin::start();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let public_url = format!("http://127.0.0.1:{port}");
     let rest = format!(
         r#"
 [payments]
@@ -88,26 +66,7 @@ price = "{PRICE}"
 summary = "Movie {{path}}"
 "#
     );
-    let config = PaymentsConfig {
-        listen: &listen,
-        public_url: &public_url,
-        origin: origin.addr,
-        rpc: anvil.rpc_url(),
-        dead_rpcs: &[],
-        chain_id: CHAIN_ID,
-        token,
-        confirmations: 2,
-        secrets_extra: "",
-        rest: &rest,
-    }
-    .render();
-    let dir = TempDir::new("browser-tg");
-    let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
-    let want: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    assert_eq!(
-        tg.addr, want,
-        "tollgate must listen where public_url points"
-    );
+    let tg = browser_tollgate(&anvil, token, origin.addr, 2, &rest);
     let url = tg.url(RESOURCE);
 
     let mut b = NodeScript::start(

@@ -26,7 +26,7 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -39,9 +39,9 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 use support::background_server::BackgroundServer;
-use support::chain::{address_topic, transfer_topic, Anvil, DECIMALS, ONE_TOKEN};
+use support::chain::{address_topic, transfer_topic, Anvil};
 use support::node_script::NodeScript;
-use support::{config, funded_chain, raw_request, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
+use support::{base_units, browser_tollgate, config, funded_chain, raw_request, Tollgate};
 
 const CHAIN_ID: u64 = 31337;
 const PRICE: &str = "0.5";
@@ -300,21 +300,6 @@ async fn tampered_contract(tg: Arc<OnceLock<SocketAddr>>, token: String) -> Resp
 
 // ---- helpers ----------------------------------------------------------------------
 
-/// A free loopback port: the browser must reach tollgate at its `public_url`, so the
-/// port is chosen before tollgate starts and written into both `listen` and `public_url`.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// A decimal 0xBTC amount ("0.5") in base units.
-fn base_units(decimal: &str) -> u128 {
-    let (whole, frac) = decimal.split_once('.').unwrap_or((decimal, ""));
-    assert!(frac.len() <= DECIMALS as usize, "too many decimals");
-    let frac = format!("{frac:0<width$}", width = DECIMALS as usize);
-    whole.parse::<u128>().unwrap() * ONE_TOKEN + frac.parse::<u128>().unwrap()
-}
-
 /// Where screenshots land: a fresh directory under Cargo's temporary directory for
 /// integration tests (`target/tmp/`), kept after the run.
 fn screenshot_dir() -> PathBuf {
@@ -396,9 +381,6 @@ async fn shim_payment(
 /// tollgate on a port chosen first (the browser must reach it at its `public_url`)
 /// in front of `shop`, pricing `/paid/*` and `/api/*`, offers valid for `expiry`.
 fn start_tollgate(anvil: &Anvil, token: Address, shop: &Shop, expiry: &str) -> (Tollgate, String) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let public_url = format!("http://127.0.0.1:{port}");
     let rest = format!(
         r#"
 [payments]
@@ -415,28 +397,9 @@ price = "{API_PRICE}"
 summary = "Data {{path}}"
 "#
     );
-    let config = PaymentsConfig {
-        listen: &listen,
-        public_url: &public_url,
-        origin: shop.server.addr,
-        rpc: anvil.rpc_url(),
-        dead_rpcs: &[],
-        chain_id: CHAIN_ID,
-        token,
-        confirmations: CONFIRMATIONS,
-        secrets_extra: "",
-        rest: &rest,
-    }
-    .render();
-    let dir = TempDir::new("wallet-js-tg");
-    let mut tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
-    tg.dir = Some(dir);
-    assert_eq!(
-        tg.addr,
-        listen.parse::<SocketAddr>().unwrap(),
-        "tollgate must listen where public_url points"
-    );
+    let tg = browser_tollgate(anvil, token, shop.server.addr, CONFIRMATIONS, &rest);
     shop.tollgate.set(tg.addr).unwrap();
+    let public_url = tg.url("");
     (tg, public_url)
 }
 

@@ -129,22 +129,26 @@ export async function screenshot(page, dir, name) {
   out(`SCREENSHOT ${file}`);
 }
 
+/** Launches Debian's Chromium (or `TOLLGATE_CHROMIUM`) headless with playwright-core. */
+export function launchChromium() {
+  const executablePath = process.env.TOLLGATE_CHROMIUM || '/usr/bin/chromium';
+  // playwright-core runs the browser on a fresh temporary profile and removes it on close.
+  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+}
+
 /**
- * Launches Debian's Chromium (or `TOLLGATE_CHROMIUM`) headless, runs `scenarios(browser)`,
- * closes it, prints `DONE` and exits 0; any failure prints `FAIL <reason>` and exits 1.
- * playwright-core runs the browser on a fresh temporary profile and removes it on close.
+ * Launches a browser (`launch`: Chromium unless told otherwise), runs
+ * `scenarios(browser)`, closes it, prints `DONE` and exits 0; any failure prints
+ * `FAIL <reason>` and exits 1.
  */
-export function run(scenarios) {
+export function run(scenarios, launch = launchChromium) {
   const main = async () => {
-    const executablePath = process.env.TOLLGATE_CHROMIUM || '/usr/bin/chromium';
-    const browser = await step('launch Chromium', 60_000, () =>
-      chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
-    );
-    log(`Chromium ${browser.version()}`);
+    const browser = await step('launch the browser', 60_000, launch);
+    log(`browser ${await browser.version()}`);
     try {
       await scenarios(browser);
     } finally {
-      await step('close Chromium', 15_000, () => browser.close()).catch((e) => log(e.message));
+      await step('close the browser', 15_000, () => browser.close()).catch((e) => log(e.message));
     }
     out('DONE');
   };

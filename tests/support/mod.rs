@@ -393,3 +393,55 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A free loopback port, for a server whose address must be known before it starts
+/// (a browser must reach tollgate at its `public_url`).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A decimal 0xBTC amount ("0.5") in base units.
+pub fn base_units(decimal: &str) -> u128 {
+    let (whole, frac) = decimal.split_once('.').unwrap_or((decimal, ""));
+    let places = chain::DECIMALS as usize;
+    assert!(frac.len() <= places, "too many decimals: {decimal}");
+    let frac = format!("{frac:0<places$}");
+    whole.parse::<u128>().unwrap() * chain::ONE_TOKEN + frac.parse::<u128>().unwrap()
+}
+
+/// tollgate with payments on `anvil`/`token` in front of `origin`, listening where its
+/// `public_url` (`http://127.0.0.1:PORT`, the port chosen first) points, so a browser
+/// reaches it at the URLs it hands out; `rest` adds the test's sections.
+pub fn browser_tollgate(
+    anvil: &chain::Anvil,
+    token: alloy::primitives::Address,
+    origin: SocketAddr,
+    confirmations: u64,
+    rest: &str,
+) -> Tollgate {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let public_url = format!("http://{listen}");
+    let config = PaymentsConfig {
+        listen: &listen,
+        public_url: &public_url,
+        origin,
+        rpc: anvil.rpc_url(),
+        dead_rpcs: &[],
+        chain_id: anvil.chain_id(),
+        token,
+        confirmations,
+        secrets_extra: "",
+        rest,
+    }
+    .render();
+    let dir = TempDir::new("browser-tg");
+    let mut tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
+    tg.dir = Some(dir);
+    assert_eq!(
+        tg.addr.to_string(),
+        listen,
+        "tollgate must listen where public_url points"
+    );
+    tg
+}
