@@ -25,7 +25,7 @@ pub struct ChallengeUrls {
 impl ChallengeUrls {
     /// The URLs for `offer` under `cfg`'s `public_url` and `pay_prefix`.
     pub fn new(cfg: &Config, offer: &Offer) -> ChallengeUrls {
-        let base = format!("{}{}", cfg.server.public_url, cfg.server.pay_prefix);
+        let base = cfg.server.pay_base();
         ChallengeUrls {
             contract_url: format!("{base}/contract/{}", offer.token),
             pay_url: format!("{base}/pay"),
@@ -37,9 +37,8 @@ impl ChallengeUrls {
 /// The absolute URL of the human offer page for `resource` (a fresh contract).
 pub fn offer_url(cfg: &Config, resource: &str) -> String {
     format!(
-        "{}{}/offer?resource={}",
-        cfg.server.public_url,
-        cfg.server.pay_prefix,
+        "{}/offer?resource={}",
+        cfg.server.pay_base(),
         query_escape(resource)
     )
 }
@@ -55,29 +54,19 @@ struct ChallengeBody<'a> {
     contract: &'a Terms,
 }
 
-/// Which contract a 402 offers.
-#[derive(Debug)]
-pub enum Page {
-    /// A freshly minted contract.
-    Fresh(Offer),
-    /// The contract of a revisited fulfillment URL: the paywall's script runs the seed's
-    /// `executePayment` (replay what this browser accepted, else go to the offer).
-    Revisit(Offer),
+/// How a visitor came to a 402.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visit {
+    /// With a freshly minted contract.
+    Fresh,
+    /// By a revisited fulfillment URL (its own contract again): the paywall's script
+    /// runs the seed's `executePayment` (replay what this browser accepted, else go to
+    /// the offer).
+    Revisit,
 }
 
-impl Page {
-    fn offer(&self) -> &Offer {
-        match self {
-            Page::Fresh(o) | Page::Revisit(o) => o,
-        }
-    }
-}
-
-/// The `402 Payment Required` for `page`'s contract; JSON when `json` is true, else
-/// the paywall.
-pub fn payment_required(cfg: &Config, page: &Page, json: bool) -> Reply {
-    let offer = page.offer();
-    let revisit = matches!(page, Page::Revisit(_));
+/// The `402 Payment Required` for `offer`; JSON when `json` is true, else the paywall.
+pub fn payment_required(cfg: &Config, offer: &Offer, visit: Visit, json: bool) -> Reply {
     let urls = ChallengeUrls::new(cfg, offer);
     let hash = offer.hash.to_string();
     let reply = if json {
@@ -98,9 +87,14 @@ pub fn payment_required(cfg: &Config, page: &Page, json: bool) -> Reply {
     } else {
         Reply::html(
             402,
-            render_page(cfg, offer, &urls, &hash, Kind::Paywall { revisit }),
+            render_page(cfg, offer, &urls, &hash, Kind::Paywall(visit)),
         )
     };
+    with_challenge_headers(reply, urls, hash)
+}
+
+/// The four `X-Taler-*` headers (and `Vary: Accept`) of a 402.
+fn with_challenge_headers(reply: Reply, urls: ChallengeUrls, hash: String) -> Reply {
     reply
         .with_header("X-Taler-Contract-Url", urls.contract_url)
         .with_header("X-Taler-Contract-Hash", hash)
@@ -113,8 +107,8 @@ pub fn payment_required(cfg: &Config, page: &Page, json: bool) -> Reply {
 /// enough: the same contract, `Retry-After`, and a body that says so, never a
 /// fresh contract that would invite paying twice.
 pub fn confirming(cfg: &Config, offer: &Offer, p: &crate::store::Payment, json: bool) -> Reply {
-    let mut reply = payment_required(cfg, &Page::Revisit(offer.clone()), json);
-    let base = format!("{}{}", cfg.server.public_url, cfg.server.pay_prefix);
+    let urls = ChallengeUrls::new(cfg, offer);
+    let base = cfg.server.pay_base();
     let msg = format!(
         "payment {} is {} ({} of {} confirmations); do not pay again: retry shortly",
         p.id,
@@ -122,32 +116,36 @@ pub fn confirming(cfg: &Config, offer: &Offer, p: &crate::store::Payment, json: 
         p.confirmations,
         p.required_confirmations
     );
-    reply.body = if json {
-        bytes::Bytes::from(
-            serde_json::to_vec(&serde_json::json!({
+    let reply = if json {
+        Reply::json(
+            402,
+            &serde_json::json!({
                 "code": "payment_confirming",
                 "message": msg,
                 "payment_id": p.id,
                 "state": p.state.as_str(),
                 "status_url": format!("{base}/{}/status.json", p.id),
                 "contract_hash": offer.hash.to_string(),
-                "offer_url": offer_url(cfg, &offer.params.resource),
-            }))
-            .unwrap_or_default(),
+                "offer_url": urls.offer_url,
+            }),
         )
     } else {
-        bytes::Bytes::from(pages::render(
-            &pages::Message::new("Your payment is confirming", &msg)
-                .link(&format!("{base}/{}/status", p.id), "Payment status", false)
-                .link(
-                    &offer_url(cfg, &offer.params.resource),
-                    "Not your purchase (a shared link)? Buy your own on the offer page",
-                    false,
-                )
-                .refresh(5),
-        ))
+        Reply::html(
+            402,
+            pages::render(
+                &pages::Message::new("Your payment is confirming", &msg)
+                    .link(&format!("{base}/{}/status", p.id), "Payment status", false)
+                    .link(
+                        &urls.offer_url,
+                        "Not your purchase (a shared link)? Buy your own on the offer page",
+                        false,
+                    )
+                    .refresh(5),
+            ),
+        )
     };
-    reply.with_header("Retry-After", "5".into())
+    with_challenge_headers(reply, urls, offer.hash.to_string())
+        .with_header("Retry-After", "5".into())
 }
 
 /// The human offer page (200) for a fresh `offer`.
@@ -161,8 +159,8 @@ pub fn offer_page(cfg: &Config, offer: &Offer) -> Reply {
 /// Which page [`render_page`] draws.
 #[derive(Clone, Copy)]
 enum Kind {
-    /// The 402 paywall (`revisit`: for a revisited fulfillment URL).
-    Paywall { revisit: bool },
+    /// The 402 paywall.
+    Paywall(Visit),
     /// The offer page.
     Offer,
 }
@@ -177,11 +175,8 @@ fn render_page(
     let t = &offer.terms;
     pages::render(&pages::Paywall {
         offer_page: matches!(kind, Kind::Offer),
-        revisit: matches!(kind, Kind::Paywall { revisit: true }),
-        library_url: &format!(
-            "{}{}/tollgate.js",
-            cfg.server.public_url, cfg.server.pay_prefix
-        ),
+        revisit: matches!(kind, Kind::Paywall(Visit::Revisit)),
+        library_url: &format!("{}/tollgate.js", cfg.server.pay_base()),
         terms: t,
         urls,
         hash,

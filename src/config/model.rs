@@ -86,6 +86,14 @@ pub struct Server {
     pub upstream_case_insensitive: bool,
 }
 
+impl Server {
+    /// `{public_url}{pay_prefix}`: the absolute base of tollgate's own endpoints, as
+    /// placed in headers, pages and JSON answers.
+    pub fn pay_base(&self) -> String {
+        format!("{}{}", self.public_url, self.pay_prefix)
+    }
+}
+
 /// `[admin]`.
 #[derive(Debug, Clone)]
 pub struct Admin {

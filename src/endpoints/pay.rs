@@ -194,12 +194,14 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
             return problem(req, 429, "rate_limited", &e.to_string())
                 .with_header("Retry-After", "60".into())
         }
-        Err(e @ ClaimError::AlreadyClaimed { .. }) => return already_claimed(app, req, &e),
+        Err(ref e @ ClaimError::AlreadyClaimed { ref resource }) => {
+            return already_claimed(app, req, &e.to_string(), resource)
+        }
         Err(ClaimError::Store(e)) => return store_down(is_form(req), e),
     };
     let p = &claimed.payment;
     let cfg = &app.cfg;
-    let base = format!("{}{}", cfg.server.public_url, cfg.server.pay_prefix);
+    let base = cfg.server.pay_base();
     let uri = eip681(&cfg.chain.token, cfg.chain.chain_id, &p.address, p.amount.0);
     let cookie = claim_cookie(app, p, &claimed.claim_token, now);
     if is_form(req) {
@@ -227,10 +229,7 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
 
 /// The 409 for a contract someone else claimed: never its payment's secrets, always
 /// the way to an offer of one's own.
-fn already_claimed(app: &App, req: &EndpointRequest<'_>, e: &ClaimError) -> Reply {
-    let ClaimError::AlreadyClaimed { resource } = e else {
-        return Reply::error(409, "contract_already_claimed", &e.to_string());
-    };
+fn already_claimed(app: &App, req: &EndpointRequest<'_>, message: &str, resource: &str) -> Reply {
     let offer_url = crate::challenge::offer_url(&app.cfg, resource);
     if is_form(req) {
         let page = pages::Message::new(
@@ -244,7 +243,7 @@ fn already_claimed(app: &App, req: &EndpointRequest<'_>, e: &ClaimError) -> Repl
         409,
         &json!({
             "code": "contract_already_claimed",
-            "message": e.to_string(),
+            "message": message,
             "offer_url": offer_url,
         }),
     )
@@ -365,7 +364,7 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let base = format!("{}{}", app.cfg.server.public_url, app.cfg.server.pay_prefix);
+    let base = app.cfg.server.pay_base();
     match svc.receipt_for(&app.keys, &p) {
         Ok((receipt, claims)) => {
             let secure = if app.cfg.server.public_https {
@@ -377,8 +376,9 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
             let cookie = format!("{RECEIPT_COOKIE}={receipt}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
             if html {
                 // Browsers without JavaScript: back to the resource, now unlocked.
-                let to =
-                    fulfillment_url(app, &p).unwrap_or_else(|| app.cfg.server.public_url.clone());
+                let to = contract_of(app, &p)
+                    .map(|o| o.terms.fulfillment_url)
+                    .unwrap_or_else(|| app.cfg.server.public_url.clone());
                 let page = pages::Message::new("Paid", "Your receipt is stored in this browser.")
                     .link(&to, "Open it", true);
                 return Reply::html(303, pages::render(&page))
@@ -435,12 +435,10 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
     }
 }
 
-/// The fulfillment URL of a contract payment (`None` for gateway payments).
-fn fulfillment_url(app: &App, p: &Payment) -> Option<String> {
+/// The contract a payment pays (`None` for gateway payments), rebuilt from its token.
+fn contract_of(app: &App, p: &Payment) -> Option<crate::contract::Offer> {
     let token = p.contract_token.as_ref()?;
-    crate::contract::Offer::from_token(&app.keys, token)
-        .ok()
-        .map(|o| o.terms.fulfillment_url)
+    crate::contract::Offer::from_token(&app.keys, token).ok()
 }
 
 /// `GET /{id}/status`: a self-refreshing HTML status page (works without JavaScript);
@@ -451,12 +449,8 @@ pub async fn status_page(app: &App, pid: &str) -> Reply {
         Err(r) => return r,
     };
     let s = status_of(app, &p);
-    let base = format!("{}{}", app.cfg.server.public_url, app.cfg.server.pay_prefix);
-    let resource = p
-        .contract_token
-        .as_ref()
-        .and_then(|t| crate::contract::Offer::from_token(&app.keys, t).ok())
-        .map(|o| o.params.resource);
+    let base = app.cfg.server.pay_base();
+    let resource = contract_of(app, &p).map(|o| o.params.resource);
     let page = pages::Status {
         base: &base,
         payment_id: &p.id,

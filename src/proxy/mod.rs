@@ -13,7 +13,7 @@ use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
 use crate::app::App;
-use crate::challenge;
+use crate::challenge::{self, Visit};
 use crate::config::Route;
 use crate::contract::Offer;
 use crate::endpoints::{self, EndpointRequest};
@@ -174,18 +174,14 @@ impl Tollgate {
                 }
             }
         }
-        let page = match revisit {
-            Some(offer) => challenge::Page::Revisit(offer),
-            None => challenge::Page::Fresh(Offer::mint(
-                cfg,
-                &app.keys,
-                route,
-                &target.path,
-                app.nonce(),
-                now,
-            )),
+        let (offer, visit) = match revisit {
+            Some(offer) => (offer, Visit::Revisit),
+            None => (
+                Offer::mint(cfg, &app.keys, route, &target.path, app.nonce(), now),
+                Visit::Fresh,
+            ),
         };
-        Some(challenge::payment_required(cfg, &page, json))
+        Some(challenge::payment_required(cfg, &offer, visit, json))
     }
 
     /// True when the request carries a receipt that unlocks `path`, which `route`
