@@ -258,6 +258,9 @@ fn case_insensitive_origin_is_priced_in_every_case() {
         let r = raw_request(tg.addr, "GET", t, &[]);
         assert_eq!(r.status, 402, "{}", String::from_utf8_lossy(t));
     }
+    // tollgate's own prefix in another case never reaches the origin either.
+    let r = raw_request(tg.addr, "GET", b"/_TOLLGATE/offer", &[]);
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
     // Trailers stay free in any case, and the origin gets the lower-cased path.
     let r = raw_request(tg.addr, "GET", b"/Movies/TRAILERS/t", &[]);
     assert_eq!((r.status, r.body.as_slice()), (200, &b"FREE"[..]));
