@@ -47,6 +47,7 @@
 
 pub mod amount;
 pub mod app;
+pub mod basket;
 pub mod chain;
 pub mod challenge;
 pub mod clock;

@@ -272,6 +272,15 @@ fn zero() -> String {
     "0".into()
 }
 
+impl Default for BasketFile {
+    fn default() -> Self {
+        BasketFile {
+            tax_rate: zero(),
+            shipping: zero(),
+        }
+    }
+}
+
 /// `[web_monetization]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

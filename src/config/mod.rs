@@ -137,7 +137,8 @@ pub fn parse(
     let secrets = v.secrets(secrets.unwrap_or_default(), env);
     let routes = v.routes(routes, &chain, &payments, server.as_ref());
     let products = v.products(products, chain.decimals);
-    let basket = v.basket(basket, chain.decimals);
+    let basket = v.basket(basket, chain.decimals, server.as_ref());
+    let rebates = Vec::new();
     let web_monetization = wm.and_then(|w| v.web_monetization(w));
     let postback = v.postback(postback.unwrap_or_default());
     let payments_on = chain.xpub.is_some() && !chain.rpc_urls.is_empty();
@@ -171,6 +172,7 @@ pub fn parse(
             routes,
             products,
             basket,
+            rebates,
             web_monetization,
             postback,
         }),
@@ -832,26 +834,44 @@ impl Validator {
                     description: p.description,
                     price,
                     unlocks: p.unlocks,
+                    ships: false,
+                    max_count: 100,
                 });
             }
         }
         out
     }
 
-    fn basket(&mut self, b: Option<file::BasketFile>, decimals: u32) -> Option<Basket> {
-        let b = b?;
-        let tax = self.amount("basket.tax_rate", &b.tax_rate, 8).map(|a| a.0);
-        if tax.is_some_and(|t| t > 100_000_000) {
+    fn basket(
+        &mut self,
+        b: Option<file::BasketFile>,
+        decimals: u32,
+        server: Option<&Server>,
+    ) -> Basket {
+        let b = b.unwrap_or_default();
+        let tax_rate = crate::basket::bill::TaxRate::parse(&b.tax_rate).unwrap_or_else(|| {
             self.problem(
                 "basket.tax_rate",
                 "must be a fraction between 0 and 1, e.g. \"0.20\"",
             );
-        }
+            crate::basket::bill::TaxRate::ZERO
+        });
         let shipping = self.amount("basket.shipping", &b.shipping, decimals);
-        Some(Basket {
-            tax_rate_ppu: tax.unwrap_or(0),
+        let shop_id = server
+            .and_then(|s| {
+                s.public_url
+                    .split_once("://")
+                    .map(|(_, rest)| rest.to_string())
+            })
+            .map(|rest| rest.split('/').next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        Basket {
+            shop_id,
+            tax_rate,
             shipping: shipping.unwrap_or_default(),
-        })
+            max_total: Amount(1000 * 10u128.pow(decimals)),
+            ttl_secs: 3600,
+        }
     }
 
     fn web_monetization(&mut self, w: file::WebMonetizationFile) -> Option<WebMonetization> {

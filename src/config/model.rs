@@ -36,8 +36,10 @@ pub struct Config {
     pub routes: RouteTable<Route>,
     /// `[[product]]`s.
     pub products: Vec<Product>,
-    /// `[basket]`, when configured.
-    pub basket: Option<Basket>,
+    /// `[basket]` (defaults when absent).
+    pub basket: Basket,
+    /// `[[rebate]]`s.
+    pub rebates: Vec<Rebate>,
     /// `[web_monetization]`.
     pub web_monetization: Option<WebMonetization>,
     /// `[postback]`.
@@ -247,26 +249,48 @@ impl Route {
     }
 }
 
-/// One `[[product]]`.
-#[derive(Debug, Clone)]
+/// One `[[product]]` of the basket catalogue (SPEC section 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
-    /// Product id.
+    /// Product id (`[A-Za-z0-9._-]`, never starting with `tollgate:`).
     pub id: String,
-    /// Description.
+    /// Description (the bill always uses it, never the client's).
     pub description: String,
-    /// Price in base units.
+    /// Price in base units (> 0).
     pub price: Amount,
-    /// Route patterns a purchase unlocks.
+    /// Path patterns one purchase unlocks (non-empty, each under a priced route,
+    /// overlapping no other product's).
     pub unlocks: Vec<String>,
+    /// Whether it ships (shipping is charged once when any purchased item ships).
+    pub ships: bool,
+    /// Most of it one basket line may hold (default 100).
+    pub max_count: u32,
 }
 
-/// `[basket]`.
-#[derive(Debug, Clone, Default)]
+/// `[basket]` (defaults when the section is absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Basket {
-    /// Tax rate in parts per 10^8 (e.g. 0.20 → 20_000_000).
-    pub tax_rate_ppu: u128,
-    /// Flat shipping in base units.
+    /// The shop id a basket must name (default: host[:port] of `public_url`).
+    pub shop_id: String,
+    /// Tax rate, an exact fraction in 0..=1 (default 0).
+    pub tax_rate: crate::basket::bill::TaxRate,
+    /// Flat shipping in base units (default 0).
     pub shipping: Amount,
+    /// The chargeable limit in base units (default 1000 0xBTC).
+    pub max_total: Amount,
+    /// An open basket without a paid checkout is released after this (default 1h).
+    pub ttl_secs: u64,
+}
+
+/// One `[[rebate]]`: every `buy` of `product` are charged as `pay`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebate {
+    /// A catalogue product id.
+    pub product: String,
+    /// How many (>= 2).
+    pub buy: u32,
+    /// Charged as this many (1..buy).
+    pub pay: u32,
 }
 
 /// `[web_monetization]`.
@@ -294,12 +318,6 @@ impl Config {
         };
         if matches!(self.store.backend, StoreBackend::Postgres(_)) {
             add("store.url", "the PostgreSQL store");
-        }
-        if !self.products.is_empty() {
-            add("product", "the basket catalogue");
-        }
-        if self.basket.is_some() {
-            add("basket", "the shopping basket");
         }
         if self.web_monetization.is_some() {
             add("web_monetization", "Web Monetization");

@@ -299,7 +299,7 @@ inject_link = ["/blog/*"]
     );
     let cfg = parse(Path::new("t"), &rest, &env).unwrap();
     let un: Vec<String> = cfg.unsupported().into_iter().map(|p| p.key).collect();
-    assert_eq!(un, vec!["product", "basket", "web_monetization"]);
+    assert_eq!(un, vec!["web_monetization"]);
     let bad = with("[admin]\nallow = [\"10.0.0.0/33\"]\n[[product]]\nid = \"A\"\nprice = \"x\"\n[basket]\ntax_rate = \"2\"\n[web_monetization]\nwallet_address = \"http://w\"");
     let k = keys(&bad);
     for want in [
