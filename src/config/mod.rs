@@ -4,6 +4,7 @@
 //! reports every problem at once, each naming the file, the key and what is wrong.
 //! Key material is read here from the environment or a key file and never logged.
 
+mod catalogue;
 pub mod file;
 pub mod model;
 
@@ -98,6 +99,7 @@ pub fn parse(
         "route",
         "product",
         "basket",
+        "rebate",
         "web_monetization",
         "postback",
     ];
@@ -119,6 +121,7 @@ pub fn parse(
     let routes: Vec<Option<file::RouteFile>> = v.array(&table, "route");
     let products: Vec<Option<file::ProductFile>> = v.array(&table, "product");
     let basket: Option<file::BasketFile> = v.section(&table, "basket");
+    let rebates: Vec<Option<file::RebateFile>> = v.array(&table, "rebate");
     let wm: Option<file::WebMonetizationFile> = v.section(&table, "web_monetization");
     let postback: Option<file::PostbackFile> = v.section(&table, "postback");
 
@@ -136,9 +139,13 @@ pub fn parse(
     let store = v.store(store.unwrap_or_default());
     let secrets = v.secrets(secrets.unwrap_or_default(), env);
     let routes = v.routes(routes, &chain, &payments, server.as_ref());
-    let products = v.products(products, chain.decimals);
-    let basket = v.basket(basket, chain.decimals, server.as_ref());
-    let rebates = Vec::new();
+    let catalogue = catalogue::CatalogueFile {
+        products,
+        basket,
+        rebates,
+    };
+    let (products, basket, rebates) =
+        v.catalogue(catalogue, chain.decimals, server.as_ref(), &routes);
     let web_monetization = wm.and_then(|w| v.web_monetization(w));
     let postback = v.postback(postback.unwrap_or_default());
     let payments_on = chain.xpub.is_some() && !chain.rpc_urls.is_empty();
@@ -804,74 +811,6 @@ impl Validator {
             }
         }
         RouteTable::new(entries)
-    }
-
-    fn products(
-        &mut self,
-        products: Vec<Option<file::ProductFile>>,
-        decimals: u32,
-    ) -> Vec<Product> {
-        let mut out = Vec::new();
-        let mut ids = std::collections::HashSet::new();
-        for (i, p) in products.into_iter().enumerate() {
-            let Some(p) = p else { continue };
-            if p.id.is_empty() {
-                self.problem(&format!("product[{i}].id"), "must not be empty");
-            } else if !ids.insert(p.id.clone()) {
-                self.problem(
-                    &format!("product[{i}].id"),
-                    &format!("{:?} is defined twice", p.id),
-                );
-            }
-            for (j, u) in p.unlocks.iter().enumerate() {
-                if let Err(e) = Pattern::parse(u) {
-                    self.problem(&format!("product[{i}].unlocks[{j}]"), &format!("{u:?} {e}"));
-                }
-            }
-            if let Some(price) = self.amount(&format!("product[{i}].price"), &p.price, decimals) {
-                out.push(Product {
-                    id: p.id,
-                    description: p.description,
-                    price,
-                    unlocks: p.unlocks,
-                    ships: false,
-                    max_count: 100,
-                });
-            }
-        }
-        out
-    }
-
-    fn basket(
-        &mut self,
-        b: Option<file::BasketFile>,
-        decimals: u32,
-        server: Option<&Server>,
-    ) -> Basket {
-        let b = b.unwrap_or_default();
-        let tax_rate = crate::basket::bill::TaxRate::parse(&b.tax_rate).unwrap_or_else(|| {
-            self.problem(
-                "basket.tax_rate",
-                "must be a fraction between 0 and 1, e.g. \"0.20\"",
-            );
-            crate::basket::bill::TaxRate::ZERO
-        });
-        let shipping = self.amount("basket.shipping", &b.shipping, decimals);
-        let shop_id = server
-            .and_then(|s| {
-                s.public_url
-                    .split_once("://")
-                    .map(|(_, rest)| rest.to_string())
-            })
-            .map(|rest| rest.split('/').next().unwrap_or_default().to_string())
-            .unwrap_or_default();
-        Basket {
-            shop_id,
-            tax_rate,
-            shipping: shipping.unwrap_or_default(),
-            max_total: Amount(1000 * 10u128.pow(decimals)),
-            ttl_secs: 3600,
-        }
     }
 
     fn web_monetization(&mut self, w: file::WebMonetizationFile) -> Option<WebMonetization> {
