@@ -103,7 +103,7 @@ impl Validator {
             if let Err(e) = check_text(&p.description, MAX_DESCRIPTION) {
                 self.problem(
                     &key("description"),
-                    &format!("{e} (it is printed on every bill)"),
+                    &format!("{e}: it is printed on every bill"),
                 );
             }
             let price = self.amount(&key("price"), &p.price, decimals);
