@@ -22,7 +22,7 @@ use crate::payments::service::{ClaimError, ClaimProof, PaymentService};
 use crate::payments::state::PaymentState;
 use crate::receipt;
 use crate::store::basket::{Basket, BasketLine, BasketState, BasketWrite, NewBasket};
-use crate::store::{Payment, Transfer};
+use crate::store::{Payment, StateChange, Transfer};
 
 use super::item::{self, ItemRequest};
 use super::view::{bill_json, bill_of, describe, signed_decimal};
@@ -618,6 +618,15 @@ async fn finish_checkout(app: &App, b: &Basket, caller: Caller<'_>) -> Result<Va
                 .set_basket_payment(&b.id, &claimed.payment.id)
                 .await
                 .map_err(BasketError::store)?;
+            if claimed.payment.state.unlocks() {
+                // Nothing was due: paid at once, so the refunds it holds are final
+                // now, and the paid facts of the payments they refund change.
+                svc.on_changes(&[StateChange {
+                    payment: claimed.payment.clone(),
+                    from: PaymentState::New,
+                }])
+                .await;
+            }
             claimed.payment
         }
     };
