@@ -210,8 +210,13 @@ pay = 2
     }
 
     async fn read(&self, b: &Held) -> (u16, Value) {
-        self.call(reqwest::Method::GET, &format!("/{}", b.id), Some(&b.secret), None)
-            .await
+        self.call(
+            reqwest::Method::GET,
+            &format!("/{}", b.id),
+            Some(&b.secret),
+            None,
+        )
+        .await
     }
 
     async fn pay_to(&self, address: &str, amount: u128) -> String {
@@ -314,14 +319,22 @@ async fn exchange_refunds_one_product_and_keeps_the_rest_unlocked() {
     let (s, v) = shop.add(&b, DELUXE, "17.98", 1).await;
     assert_eq!(s, 200, "{v}");
     let (s, v) = shop
-        .call(reqwest::Method::POST, &format!("/{}/update", b.id), Some(&b.secret), None)
+        .call(
+            reqwest::Method::POST,
+            &format!("/{}/update", b.id),
+            Some(&b.secret),
+            None,
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(
         lines(&v, "items"),
         vec![l(CD, "-14.99", 1, "-14.99"), l(DELUXE, "17.98", 1, "17.98")]
     );
-    assert_eq!(lines(&v, "extras"), vec![l("tollgate:tax", "0.598", 1, "0.598")]);
+    assert_eq!(
+        lines(&v, "extras"),
+        vec![l("tollgate:tax", "0.598", 1, "0.598")]
+    );
     assert_eq!(v["totalBill"], "3.588");
     assert_eq!(v["totalBill_base_units"], "358800000");
 
@@ -363,7 +376,9 @@ async fn exchange_refunds_one_product_and_keeps_the_rest_unlocked() {
     let (s, v) = shop.add(&b, POSTER, "2", 1).await;
     assert_eq!((s, v["code"].as_str()), (409, Some("basket_locked")));
 
-    let tx = shop.pay_to(pay["address"].as_str().unwrap(), 358_800_000).await;
+    let tx = shop
+        .pay_to(pay["address"].as_str().unwrap(), 358_800_000)
+        .await;
     let (s, v) = shop.answer(&b, &tx).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["accepted"], true);
@@ -388,7 +403,11 @@ async fn exchange_refunds_one_product_and_keeps_the_rest_unlocked() {
     // The CD cannot be refunded a second time.
     let b2 = shop.create_after(&b).await;
     let (s, v) = shop.add_with(&b2, CD, "-14.99", 1, Some(&old)).await;
-    assert_eq!((s, v["code"].as_str()), (403, Some("payment_refund_failed")), "{v}");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("payment_refund_failed")),
+        "{v}"
+    );
 
     // Refunding the poster too (for something of the same value or more): the old
     // payment's products are all refunded, so it is `refunded`.
@@ -400,9 +419,13 @@ async fn exchange_refunds_one_product_and_keeps_the_rest_unlocked() {
     assert_eq!(v["totalBill"], "0.5");
     let (s, co2) = shop.checkout(&b2, "image").await;
     assert_eq!(s, 200, "{co2}");
-    assert!(co2["challenge"]["value"].as_str().unwrap().ends_with("/qr.svg"));
+    assert!(co2["challenge"]["value"]
+        .as_str()
+        .unwrap()
+        .ends_with("/qr.svg"));
     let pay2 = co2["payment"].clone();
-    shop.pay_to(pay2["address"].as_str().unwrap(), 50_000_000).await;
+    shop.pay_to(pay2["address"].as_str().unwrap(), 50_000_000)
+        .await;
     shop.anvil.mine(2).await;
     shop.wait_state(&pay2, "paid").await;
     let old_claim = old_payment(&shop, &old).await;
@@ -465,7 +488,10 @@ async fn zero_totals_complete_at_once_and_negative_totals_are_refused() {
     let (s, _) = shop.add_with(&b, CD, "\"-14.99\"", 1, Some(&old)).await;
     assert_eq!(s, 200);
     let (s, v) = shop.checkout(&b, "url").await;
-    assert_eq!((s, v["code"].as_str()), (400, Some("payment_refund_not_supported")));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (400, Some("payment_refund_not_supported"))
+    );
     // Exchanged for a product of the same price: exactly zero, paid at once.
     let (s, v) = shop.add(&b, SAME, "14.99", 1).await;
     assert_eq!((s, v["totalBill"].as_str()), (200, Some("0")), "{v}");
@@ -487,7 +513,11 @@ async fn zero_totals_complete_at_once_and_negative_totals_are_refused() {
 async fn concurrent_refunds_of_one_purchase_credit_it_once() {
     let shop = Shop::new("30m", "1h", 1).await;
     let old = shop.buy(&[(CD, "14.99", 1)]).await;
-    let baskets = [shop.create().await, shop.create().await, shop.create().await];
+    let baskets = [
+        shop.create().await,
+        shop.create().await,
+        shop.create().await,
+    ];
     let barrier = tokio::sync::Barrier::new(baskets.len());
     let refund = |b: &Held| {
         let (shop, old, barrier) = (&shop, &old, &barrier);
@@ -517,7 +547,12 @@ async fn concurrent_refunds_of_one_purchase_credit_it_once() {
         .unwrap()
         .0;
     let (s, v) = shop
-        .call(reqwest::Method::DELETE, &format!("/{}", holder.id), Some(&holder.secret), None)
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/{}", holder.id),
+            Some(&holder.secret),
+            None,
+        )
         .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("released")));
     let other = baskets.iter().find(|b| b.id != holder.id).unwrap();
@@ -577,16 +612,24 @@ async fn challenge_answers_need_a_transfer_to_this_payment() {
         assert!(s == 400 && failed(&v), "{bad}: {s} {v}");
     }
     // A real transfer of the token, to another address.
-    let elsewhere = shop.pay_to(&format!("{:?}", support::chain::random_address()), 1).await;
+    let elsewhere = shop
+        .pay_to(&format!("{:?}", support::chain::random_address()), 1)
+        .await;
     let (s, v) = shop.answer(&b, &elsewhere).await;
     assert!(s == 400 && failed(&v), "{s} {v}");
     // Nothing paid: once the payment window passes the checkout failed.
     let pay = co["payment"].clone();
     shop.wait_state(&pay, "expired").await;
     let (s, v) = shop.answer(&b, &elsewhere).await;
-    assert_eq!((s, v["code"].as_str()), (409, Some("payment_charge_failed")));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("payment_charge_failed"))
+    );
     let (s, v) = shop.checkout(&b, "text").await;
-    assert_eq!((s, v["code"].as_str()), (409, Some("payment_charge_failed")));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("payment_charge_failed"))
+    );
     let (_, v) = shop.read(&b).await;
     assert_eq!(v["state"], "failed");
 }
@@ -610,14 +653,25 @@ async fn every_basket_error_code_is_reachable() {
     let ok = json!({"serviceProviderID": "0xBTC", "customerID": "c", "shopID": SHOP});
     let code = |s: u16, c: &str| (s, c.to_string());
     assert_eq!(
-        create(json!({"serviceProviderID": "PayPal", "customerID": "c", "shopID": SHOP}), None).await,
+        create(
+            json!({"serviceProviderID": "PayPal", "customerID": "c", "shopID": SHOP}),
+            None
+        )
+        .await,
         code(400, "unknown_provider")
     );
     assert_eq!(
-        create(json!({"serviceProviderID": "0xBTC", "customerID": "c", "shopID": "ShopName12345"}), None).await,
+        create(
+            json!({"serviceProviderID": "0xBTC", "customerID": "c", "shopID": "ShopName12345"}),
+            None
+        )
+        .await,
         code(400, "unknown_shop")
     );
-    assert_eq!(create(json!({"x": 1}), None).await, code(400, "bad_request"));
+    assert_eq!(
+        create(json!({"x": 1}), None).await,
+        code(400, "bad_request")
+    );
     let b = shop.create().await;
     assert_eq!(
         create(ok.clone(), Some(format!("tollgate_basket={}", b.secret))).await,
@@ -629,10 +683,19 @@ async fn every_basket_error_code_is_reachable() {
         let (s, v) = shop
             .call(reqwest::Method::GET, &format!("/{}", b.id), secret, None)
             .await;
-        assert_eq!((s, v["code"].as_str()), (404, Some("basket_not_open")), "{secret:?}");
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (404, Some("basket_not_open")),
+            "{secret:?}"
+        );
     }
     let (s, v) = shop
-        .call(reqwest::Method::GET, "/0123456789abcdef", Some(&b.secret), None)
+        .call(
+            reqwest::Method::GET,
+            "/0123456789abcdef",
+            Some(&b.secret),
+            None,
+        )
         .await;
     assert_eq!((s, v["code"].as_str()), (404, Some("basket_not_open")));
 
@@ -646,7 +709,10 @@ async fn every_basket_error_code_is_reachable() {
     };
     assert_eq!(add("NOPE", "1", 1).await, code(400, "unknown_product"));
     assert_eq!(add(DELUXE, "17.99", 1).await, code(400, "price_mismatch"));
-    assert_eq!(add(DELUXE, "17.979999999", 1).await, code(400, "price_mismatch"));
+    assert_eq!(
+        add(DELUXE, "17.979999999", 1).await,
+        code(400, "price_mismatch")
+    );
     assert_eq!(add(DELUXE, "1.798e1", 1).await, code(400, "price_mismatch"));
     assert_eq!(add(DELUXE, "17.98", 0).await, code(400, "bad_request"));
     let (s, v) = shop
@@ -654,18 +720,26 @@ async fn every_basket_error_code_is_reachable() {
             reqwest::Method::POST,
             &format!("/{}/items", b.id),
             Some(&b.secret),
-            Some(json!({"productID": DELUXE, "currency": "EUR", "itemPrice": 17.98, "itemCount": 1})),
+            Some(
+                json!({"productID": DELUXE, "currency": "EUR", "itemPrice": 17.98, "itemCount": 1}),
+            ),
         )
         .await;
     assert_eq!((s, v["code"].as_str()), (400, Some("currency_mismatch")));
     // Refund without proof of holding it.
-    assert_eq!(add(CD, "-14.99", 1).await, code(403, "payment_refund_failed"));
+    assert_eq!(
+        add(CD, "-14.99", 1).await,
+        code(403, "payment_refund_failed")
+    );
     // An empty basket cannot be checked out.
     let (s, v) = shop.checkout(&b, "url").await;
     assert_eq!((s, v["code"].as_str()), (400, Some("basket_empty")));
     // max_total is 100: 5 deluxe (89.9) + tax 17.98 = 107.88 > 100; the item is not added.
     assert_eq!(add(DELUXE, "17.98", 4).await.0, 200);
-    assert_eq!(add(DELUXE, "17.98", 1).await, code(400, "payment_chargeable_exceeded"));
+    assert_eq!(
+        add(DELUXE, "17.98", 1).await,
+        code(400, "payment_chargeable_exceeded")
+    );
     let (_, v) = shop.read(&b).await;
     assert_eq!(v["items"][0]["itemCount"], 4);
     let (s, v) = shop.checkout(&b, "sms").await;
@@ -674,14 +748,21 @@ async fn every_basket_error_code_is_reachable() {
     assert_eq!(add(DELUXE, "17.98", 1).await, code(409, "basket_locked"));
     // Released: every change is basket_not_open; creating a new one is allowed again.
     let (s, _) = shop
-        .call(reqwest::Method::DELETE, &format!("/{}", b.id), Some(&b.secret), None)
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/{}", b.id),
+            Some(&b.secret),
+            None,
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(add(DELUXE, "17.98", 1).await, code(404, "basket_not_open"));
     let (s, v) = shop.checkout(&b, "url").await;
     assert_eq!((s, v["code"].as_str()), (404, Some("basket_not_open")));
     assert_eq!(
-        create(ok.clone(), Some(format!("tollgate_basket={}", b.secret))).await.0,
+        create(ok.clone(), Some(format!("tollgate_basket={}", b.secret)))
+            .await
+            .0,
         201
     );
     // A body too large for an endpoint is 413, never a 500.
@@ -718,5 +799,8 @@ async fn baskets_are_released_after_their_ttl() {
     let d = shop.create().await;
     let (s, v) = shop.add_with(&d, CD, "-14.99", 1, Some(&old)).await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(shop.add(&b, DELUXE, "17.98", 1).await.1["code"], "basket_not_open");
+    assert_eq!(
+        shop.add(&b, DELUXE, "17.98", 1).await.1["code"],
+        "basket_not_open"
+    );
 }

@@ -391,14 +391,16 @@ pub async fn add_item(
                 let b = load(app, id, caller.secret(), now).await?;
                 return view(app, &b).await;
             }
-            BasketWrite::RefundTaken => return Err(BasketError::new(
-                403,
-                "payment_refund_failed",
-                &format!(
+            BasketWrite::RefundTaken => {
+                return Err(BasketError::new(
+                    403,
+                    "payment_refund_failed",
+                    &format!(
                     "{} of that purchase is already refunded, or held for refund by another basket",
                     req.product.id
                 ),
-            )),
+                ))
+            }
             BasketWrite::Stale => continue,
         }
     }
