@@ -4,14 +4,17 @@
 //!   signed integer base units;
 //! * [`item`]: a client's `ShoppingItem`, checked against the catalogue (pure);
 //! * [`view`]: the basket as JSON (items, extras, `totalBill`) from its stored lines;
-//! * [`service`]: the calls (create, read, addItem, update, checkout,
-//!   answerChallenge, release) over the store and the payment engine.
+//! * [`service`]: the calls (create, read, addItem, update, release) over the store
+//!   and the payment engine;
+//! * [`checkout`]: checkout (one multi-item contract, claimed at once) and
+//!   answerChallenge.
 //!
 //! Baskets and their lines live in the durable store ([`crate::store::BasketStore`]):
 //! a restart loses no open basket and no checkout. Every amount on a bill comes from
 //! the catalogue and the rules, never from the client.
 
 pub mod bill;
+pub mod checkout;
 pub mod item;
 pub mod service;
 pub mod view;

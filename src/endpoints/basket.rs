@@ -4,6 +4,7 @@
 use http::Method;
 
 use crate::app::App;
+use crate::basket::checkout;
 use crate::basket::service::{self, Caller};
 use crate::basket::BasketError;
 use crate::reply::Reply;
@@ -13,7 +14,16 @@ use super::{is_pid, method_not_allowed, EndpointRequest};
 fn reply(r: Result<serde_json::Value, BasketError>) -> Reply {
     match r {
         Ok(v) => Reply::json(200, &v),
-        Err(e) => Reply::error(e.status, e.code, &e.message),
+        Err(e) => error(e),
+    }
+}
+
+fn error(e: BasketError) -> Reply {
+    let r = Reply::error(e.status, e.code, &e.message);
+    match e.status {
+        429 => r.with_header("Retry-After", "60".into()),
+        503 => r.with_header("Retry-After", "5".into()),
+        _ => r,
     }
 }
 
@@ -29,7 +39,7 @@ pub async fn handle(app: &App, req: &EndpointRequest<'_>, rest: &[&str]) -> Repl
         [] | [""] => match *m {
             Method::POST => match service::create(app, caller, req.body).await {
                 Ok((v, cookie)) => Reply::json(201, &v).with_header("Set-Cookie", cookie),
-                Err(e) => Reply::error(e.status, e.code, &e.message),
+                Err(e) => error(e),
             },
             _ => method_not_allowed("POST"),
         },
@@ -45,8 +55,8 @@ pub async fn handle(app: &App, req: &EndpointRequest<'_>, rest: &[&str]) -> Repl
             reply(match *call {
                 "items" => service::add_item(app, id, caller, req.body).await,
                 "update" => service::update(app, id, caller).await,
-                "checkout" => service::checkout(app, id, caller, req.body).await,
-                "challenge" => service::answer_challenge(app, id, caller, req.body).await,
+                "checkout" => checkout::checkout(app, id, caller, req.body).await,
+                "challenge" => checkout::answer_challenge(app, id, caller, req.body).await,
                 _ => return Reply::error(404, "not_found", "no such basket call"),
             })
         }

@@ -173,6 +173,17 @@ impl PaymentService {
             .unwrap_or(false)
     }
 
+    /// Spends one unit of the client's budget of new store records (claims, new
+    /// baskets: `[payments] claim_rate` per IP); false when it is used up.
+    pub fn spend_write_budget(&self, ip: Option<IpAddr>) -> bool {
+        let Some(ip) = ip else { return true };
+        let n = self
+            .claims_by_ip
+            .get_with(ip, || Arc::new(AtomicU32::new(0)))
+            .fetch_add(1, Ordering::Relaxed);
+        n < self.claim_rate.count
+    }
+
     /// Claims the contract in `token` for a client at `ip` (SPEC `POST /pay`).
     ///
     /// The claim token is the claimer's secret (invariant 10): a contract that is
@@ -216,14 +227,8 @@ impl PaymentService {
         if offer.expired(now) {
             return Err(ClaimError::Expired);
         }
-        if let Some(ip) = ip {
-            let n = self
-                .claims_by_ip
-                .get_with(ip, || Arc::new(AtomicU32::new(0)))
-                .fetch_add(1, Ordering::Relaxed);
-            if n >= self.claim_rate.count {
-                return Err(ClaimError::RateLimited);
-            }
+        if !self.spend_write_budget(ip) {
+            return Err(ClaimError::RateLimited);
         }
         let new = NewPayment {
             id: pid.clone(),
