@@ -25,7 +25,9 @@
  *       The webinos Payment API's shopping basket over tollgate's basket endpoints
  *       (added to an existing `window.webinos`): addItem, update, checkout (with the
  *       challenge callback; success only once paid and the receipt stored),
- *       answerChallenge, release. Also `tollgate.createShoppingBasket`.
+ *       answerChallenge, release. Also `tollgate.createShoppingBasket`, and
+ *       `tollgate.resumeShoppingBasket(success, error)` for the basket this browser
+ *       still has open (after a reload).
  *   tollgate.payEip681(uri)
  *       Pays an EIP-681 token transfer through the browser wallet (e.g. inside a
  *       basket's challenge callback); resolves with the transaction hash.
@@ -1664,6 +1666,20 @@
     }
   }
 
+  // The basket this browser has open at this tollgate (its secret is also tollgate's
+  // HttpOnly cookie, which keeps a second basket from being opened): kept so a reload
+  // or another tab can take it up again (tollgate.resumeShoppingBasket).
+  var OPEN_BASKET = 'tollgate:basket';
+
+  function openBasket() {
+    try {
+      var b = JSON.parse(readRaw(OPEN_BASKET));
+      return b && b.base === BASE && isStr(b.id) && isStr(b.secret) ? b : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   /**
    * The seed's ShoppingBasket over tollgate's basket endpoints. `items`, `extras`
    * (ShoppingItems) and `totalBill` are tollgate's, decimal strings, refreshed from
@@ -1699,6 +1715,9 @@
       /** A page's `function (status)` hearing each status.json while checkout waits. */
       this.onstatus = null;
       this._view(created.basket);
+      if (this.state === 'open' || this.state === 'checked_out') {
+        writeRaw(OPEN_BASKET, JSON.stringify({ base: BASE, id: this.id, secret: this._secret }));
+      }
     }
 
     _path(rest) {
@@ -1722,7 +1741,19 @@
       this.extras = copy(v.extras);
       this.totalBill = v.totalBill;
       if (isStr(v.totalBill_base_units)) this.totalBill_base_units = v.totalBill_base_units;
+      var c = v.checkout;
+      if (c && typeof c === 'object' && c.payment && !this.payment) {
+        this.payment = c.payment;
+        this.challenge = c.challenge || null;
+      }
+      if (this.state !== 'open' && this.state !== 'checked_out') this._forget();
       return this;
+    }
+
+    /** No longer this browser's open basket. */
+    _forget() {
+      var b = openBasket();
+      if (b && b.id === this.id) removeRaw(OPEN_BASKET);
     }
 
     /** Runs `work`; its result's arguments go to `success`, a failure to `error`. */
@@ -1837,6 +1868,7 @@
         });
         self.receipt = done.receipt;
         self.state = 'paid';
+        self._forget();
         try {
           self._view(await basketCall('GET', self._path(), self._secret));
         } catch (e) {
@@ -1895,6 +1927,7 @@
           } catch (e) {
             self.state = 'released';
           }
+          self._forget();
           return true;
         },
         function (e) {
@@ -1903,6 +1936,33 @@
         }
       );
     }
+  }
+
+  /**
+   * The basket this browser still has open at this tollgate (after a reload, or from
+   * another tab): `success(basket)` with tollgate's view of it, or `error` with
+   * `basket_not_open`. A basket already checked out resumes its payment when the page
+   * calls `checkout` again (the same payment and challenge).
+   */
+  function resumeShoppingBasket(success, error) {
+    var known = openBasket();
+    var fail = function (e) {
+      if (known && e && e.code === 'basket_not_open') removeRaw(OPEN_BASKET);
+      callBack(error, [asPaymentError(e)]);
+    };
+    if (!known) {
+      fail(paymentError('basket_not_open', 'This browser has no open basket at this shop.'));
+      return;
+    }
+    basketCall('GET', '/' + encodeURIComponent(known.id), known.secret)
+      .then(function (v) {
+        var b = new ShoppingBasket({ basket_id: known.id, basket_secret: known.secret, basket: v });
+        if (b.state !== 'open' && b.state !== 'checked_out') {
+          throw paymentError('basket_not_open', 'This browser\'s last basket is ' + b.state + '.');
+        }
+        return b;
+      })
+      .then(function (b) { callBack(success, [b]); }, fail);
   }
 
   /**
@@ -1946,6 +2006,7 @@
     fromBaseUnits: fromBaseUnits,
     TollgateError: TollgateError,
     createShoppingBasket: createShoppingBasket,
+    resumeShoppingBasket: resumeShoppingBasket,
     ShoppingBasket: ShoppingBasket,
     payEip681: payEip681,
     parseEip681: parseEip681,
