@@ -828,6 +828,7 @@ fn receipt_check_us(paid: &[(String, Value, String)]) -> f64 {
                 pid: c.pid,
                 paid_at: now,
                 access_ttl_secs: 86_400,
+                revoked: Vec::new(),
             },
         );
     }
@@ -1402,6 +1403,7 @@ fn fact_of(i: u64) -> tollgate::payments::service::PaidFact {
         pid: format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
         paid_at: 1_795_925_016 + i,
         access_ttl_secs: 30 * 86_400,
+        revoked: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::chain::rpc::Rpc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::Keys;
@@ -17,6 +18,9 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The payment engine; `None` when `[chain]` has no `rpc_urls`/`xpub`.
     pub payments: Option<Arc<PaymentService>>,
+    /// A chain client for requests that look something up (a basket challenge
+    /// answer's transaction); the watcher has its own.
+    pub rpc: Option<Arc<Rpc>>,
 }
 
 impl App {
@@ -28,7 +32,14 @@ impl App {
             keys,
             clock,
             payments,
+            rpc: None,
         }
+    }
+
+    /// The same state with a chain client for lookups.
+    pub fn with_rpc(mut self, rpc: Option<Arc<Rpc>>) -> App {
+        self.rpc = rpc;
+        self
     }
 
     /// Fresh randomness for a contract nonce.

@@ -32,7 +32,7 @@ enum Command {
         #[arg(long, default_value = "config/tollgate.toml")]
         config: PathBuf,
     },
-    /// Validate the config and print the route table; exit 0 or 1.
+    /// Validate the config and print the route table (and the basket catalogue); exit 0 or 1.
     Check {
         /// The config file.
         #[arg(long, default_value = "config/tollgate.toml")]
@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         Command::Check { config } => match load(&config) {
             Ok(cfg) => {
                 print_routes(&cfg);
+                print_catalogue(&cfg);
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -230,6 +231,46 @@ fn print_routes(cfg: &Config) {
     }
     if cfg.routes.is_empty() {
         println!("  (none: every path is proxied for free)");
+    }
+}
+
+/// The basket catalogue, in config order (nothing when there are no products).
+fn print_catalogue(cfg: &Config) {
+    if cfg.products.is_empty() {
+        return;
+    }
+    let d = cfg.chain.decimals;
+    println!(
+        "products (basket API under {}/basket):",
+        cfg.server.pay_prefix
+    );
+    for p in &cfg.products {
+        println!(
+            "  {}  {} 0xBTC  {:?}  ships={}  max_count={}  unlocks={}",
+            p.id,
+            p.price.to_decimal(d),
+            p.description,
+            if p.ships { "yes" } else { "no" },
+            p.max_count,
+            p.unlocks.join(",")
+        );
+    }
+    let b = &cfg.basket;
+    println!(
+        "basket: shop_id={:?}  tax_rate={}  shipping={} 0xBTC  max_total={} 0xBTC  ttl={}",
+        b.shop_id,
+        b.tax_rate.to_decimal(),
+        b.shipping.to_decimal(d),
+        b.max_total.to_decimal(d),
+        human_secs(b.ttl_secs)
+    );
+    if cfg.rebates.is_empty() {
+        println!("rebates: none");
+    } else {
+        println!("rebates:");
+        for r in &cfg.rebates {
+            println!("  {} for {} on {}", r.buy, r.pay, r.product);
+        }
     }
 }
 

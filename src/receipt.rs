@@ -17,7 +17,9 @@ use crate::keys::{mac, verify_mac, Keys};
 pub struct ReceiptClaims {
     /// The contract hash, lowercase hex.
     pub h: String,
-    /// What it unlocks: a canonical path, or `route:` and a route pattern ([`Scope`]).
+    /// What it unlocks: a canonical path, `route:` and a route pattern, or (a
+    /// basket's) a list of patterns ([`Scope`]; a list travels as a JSON array).
+    #[serde(with = "scope_json")]
     pub scope: String,
     /// UNIX seconds after which it is no longer accepted.
     pub exp: u64,
@@ -80,17 +82,25 @@ pub const ROUTE_SCOPE: &str = "route:";
 /// in the scope string (`/path` or `route:PATTERN`), so the contract token's MAC, the
 /// receipt's MAC and the stored paid fact all cover it: it is never guessed from the
 /// characters of a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope<'a> {
     /// Exactly this canonical path, taken literally (`*` and `{` are characters).
     Resource(&'a str),
     /// The paths this route pattern is the most specific route for.
     Route(&'a str),
+    /// A basket's: every path one of these patterns matches (the `unlocks` of the
+    /// products it bought; they never overlap).
+    List(Vec<String>),
 }
 
 impl<'a> Scope<'a> {
     /// Reads a scope string; `None` for anything else (never accepted).
     pub fn parse(s: &'a str) -> Option<Scope<'a>> {
+        if s.starts_with('[') {
+            let list: Vec<String> = serde_json::from_str(s).ok()?;
+            return (!list.is_empty() && list.iter().all(|p| p.starts_with('/')))
+                .then_some(Scope::List(list));
+        }
         match s.strip_prefix(ROUTE_SCOPE) {
             Some(pattern) if pattern.starts_with('/') => Some(Scope::Route(pattern)),
             Some(_) => None,
@@ -103,6 +113,57 @@ impl<'a> Scope<'a> {
     pub fn route(pattern: &str) -> String {
         format!("{ROUTE_SCOPE}{pattern}")
     }
+
+    /// The scope string for a list of patterns (compact JSON array).
+    pub fn list(patterns: &[String]) -> String {
+        serde_json::to_string(patterns).unwrap_or_default()
+    }
+}
+
+/// A scope as JSON: a list scope as an array, any other as a string.
+pub fn scope_value(scope: &str) -> serde_json::Value {
+    scope_json::serialize(scope, serde_json::value::Serializer)
+        .unwrap_or_else(|_| serde_json::Value::String(scope.to_string()))
+}
+
+/// The pattern of a list scope that matches `path`, if any.
+pub fn list_pattern_for<'s>(patterns: &'s [String], path: &str) -> Option<&'s str> {
+    patterns
+        .iter()
+        .find(|p| crate::routes::Pattern::parse(p).is_ok_and(|pat| pat.matches(path)))
+        .map(String::as_str)
+}
+
+/// Serde for a scope field: a list scope (a JSON array in a string) is written as
+/// a real JSON array and read back into the same compact string.
+pub mod scope_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        One(String),
+        List(Vec<String>),
+    }
+
+    /// Writes a list scope as an array, anything else as a string.
+    pub fn serialize<S: Serializer>(scope: &str, s: S) -> Result<S::Ok, S::Error> {
+        match scope.starts_with('[') {
+            true => match serde_json::from_str::<Vec<String>>(scope) {
+                Ok(list) => Wire::List(list).serialize(s),
+                Err(_) => scope.serialize(s),
+            },
+            false => scope.serialize(s),
+        }
+    }
+
+    /// Reads a string or an array.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(match Wire::deserialize(d)? {
+            Wire::One(s) => s,
+            Wire::List(l) => super::Scope::list(&l),
+        })
+    }
 }
 
 /// True when a receipt `scope` covers the canonical `path`, which the gate found
@@ -113,6 +174,7 @@ pub fn scope_covers(scope: &str, path: &str, pricing_route: &str) -> bool {
     match Scope::parse(scope) {
         Some(Scope::Resource(p)) => p == path,
         Some(Scope::Route(pattern)) => pattern == pricing_route,
+        Some(Scope::List(patterns)) => list_pattern_for(&patterns, path).is_some(),
         None => false,
     }
 }
@@ -234,8 +296,35 @@ mod tests {
             "/articles/premium",
             "/articles/premium"
         ));
+        // A list scope covers what its patterns match, whatever route prices it.
+        let list = Scope::list(&["/albums/a/*".into(), "/tracks/{id}".into()]);
+        assert!(scope_covers(&list, "/albums/a/1", "/albums/*"));
+        assert!(scope_covers(&list, "/tracks/9", "/tracks/*"));
+        assert!(!scope_covers(&list, "/albums/b/1", "/albums/*"));
+        assert!(!scope_covers(&list, "/tracks/9/x", "/tracks/*"));
+        let c = ReceiptClaims {
+            scope: list.clone(),
+            ..claims()
+        };
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            json["scope"],
+            serde_json::json!(["/albums/a/*", "/tracks/{id}"])
+        );
+        let k = keys(1);
+        assert_eq!(verify(&k, &mint(&k, &c), 0).unwrap().scope, list);
         // Anything else is not a scope.
-        for bad in ["", "movies", "route:", "route:movies", "*"] {
+        for bad in [
+            "",
+            "movies",
+            "route:",
+            "route:movies",
+            "*",
+            "[]",
+            "[\"x\"]",
+            "[1]",
+            "[",
+        ] {
             assert_eq!(Scope::parse(bad), None, "{bad}");
             assert!(!scope_covers(bad, "/movies/x", "/movies/*"));
         }

@@ -81,7 +81,15 @@ pub fn run(mut cfg: Config) -> ! {
             std::process::exit(1);
         }
     };
-    let app = Arc::new(App::new(cfg, Arc::new(SystemClock), payments.clone()));
+    let lookups = match rpc.is_some().then(|| Rpc::new(&cfg.chain.rpc_urls)) {
+        Some(Ok(r)) => Some(Arc::new(r)),
+        Some(Err(e)) => {
+            eprintln!("tollgate: chain.rpc_urls: {e}");
+            std::process::exit(1);
+        }
+        None => None,
+    };
+    let app = Arc::new(App::new(cfg, Arc::new(SystemClock), payments.clone()).with_rpc(lookups));
     let mut proxy =
         pingora::proxy::http_proxy_service(&server.configuration, Tollgate::new(app.clone()));
     proxy.add_tcp(&listen.to_string());

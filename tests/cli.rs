@@ -73,6 +73,68 @@ access_ttl = "forever"
     assert!(err.contains("TOLLGATE_RECEIPT_KEY is not set"), "{err}");
 }
 
+// Rules out: a catalogue that loads but is shown differently from what the basket sells.
+#[test]
+fn check_prints_the_basket_catalogue() {
+    let dir = TempDir::new("cli");
+    let path = dir.path().join("shop.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://shop.example:8443"
+upstream = "127.0.0.1:3000"
+[secrets]
+receipt_key_env = "TOLLGATE_RECEIPT_KEY"
+[[route]]
+path = "/albums/*"
+price = "1"
+[[product]]
+id = "DCD2346233"
+description = "Best of Ladytron 00-10 (Deluxe Edition)"
+price = "17.98"
+unlocks = ["/albums/ladytron/*", "/albums/ladytron-live"]
+ships = true
+[[product]]
+id = "DCD2346232"
+description = "Best of Ladytron 00-10"
+price = "14.98"
+unlocks = ["/albums/ladytron-std/*"]
+max_count = 3
+[basket]
+tax_rate = "0.20"
+shipping = "0.5"
+[[rebate]]
+product = "DCD2346232"
+buy = 3
+pay = 2
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(&["check", "--config", path.to_str().unwrap()], KEY_ENV);
+    assert_eq!(code, 0, "{err}");
+    let tail: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("products"))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "products (basket API under /_tollgate/basket):",
+            "  DCD2346233  17.98 0xBTC  \"Best of Ladytron 00-10 (Deluxe Edition)\"  ships=yes  max_count=100  unlocks=/albums/ladytron/*,/albums/ladytron-live",
+            "  DCD2346232  14.98 0xBTC  \"Best of Ladytron 00-10\"  ships=no  max_count=3  unlocks=/albums/ladytron-std/*",
+            "basket: shop_id=\"shop.example:8443\"  tax_rate=0.2  shipping=0.5 0xBTC  max_total=1000 0xBTC  ttl=1h",
+            "rebates:",
+            "  3 for 2 on DCD2346232",
+        ],
+        "{out}"
+    );
+    // Without products nothing of the basket is printed.
+    let (_, out, _) = run_cli(&["check", "--config", "config/demo.toml"], KEY_ENV);
+    assert!(!out.contains("products"), "{out}");
+}
+
 // Rules out: serve coming up (or half up) on a config it cannot honour.
 #[test]
 fn serve_with_bad_config_exits_before_listening() {

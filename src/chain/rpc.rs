@@ -192,6 +192,49 @@ impl Rpc {
         heads
     }
 
+    /// The `Transfer` logs of `token` in the receipt of transaction `tx`, with the
+    /// head of the endpoint that answered (the first one that does, in configured
+    /// order). `Ok(None)` when the transaction has no receipt (unknown or not mined)
+    /// or failed. Only a hint for a payer's challenge answer: what it returns is
+    /// recorded provisionally and the scanner decides.
+    pub async fn transfers_in_tx(
+        &self,
+        token: Address,
+        tx: B256,
+    ) -> Result<Option<(Vec<TransferLog>, u64)>, RpcError> {
+        let mut last = RpcError("no RPC endpoint answered".into());
+        for e in &self.endpoints {
+            let ask = async {
+                let receipt = e.provider.get_transaction_receipt(tx).await?;
+                let head = e.provider.get_block_number().await?;
+                Ok::<_, alloy::transports::TransportError>((receipt, head))
+            };
+            match tokio::time::timeout(CALL_TIMEOUT, ask).await {
+                Ok(Ok((None, _))) => return Ok(None),
+                Ok(Ok((Some(r), head))) => {
+                    if !r.status() {
+                        return Ok(None);
+                    }
+                    let logs = r
+                        .inner
+                        .logs()
+                        .iter()
+                        .filter(|l| l.address() == token)
+                        .filter_map(decode)
+                        .collect();
+                    return Ok(Some((logs, head)));
+                }
+                Ok(Err(err)) => {
+                    last = RpcError(format!("{}: eth_getTransactionReceipt: {err}", e.name))
+                }
+                Err(_) => {
+                    last = RpcError(format!("{}: eth_getTransactionReceipt: timed out", e.name))
+                }
+            }
+        }
+        Err(last)
+    }
+
     /// Endpoint `index` as a tick's view, at the `head` it reported; `None` when
     /// there is no such endpoint.
     pub fn view(&self, index: usize, head: u64) -> Option<View<'_>> {

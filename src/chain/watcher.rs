@@ -166,7 +166,7 @@ impl Watcher {
                 // Deadlines still pass; confirmations stay where they were.
                 let head = self.evaluation_head(cp);
                 let refreshed = store.refresh(chain.chain_id, head, now).await?;
-                self.payments.on_changes(&refreshed);
+                self.payments.on_changes(&refreshed).await;
                 changes.extend(refreshed);
                 Ok(changes)
             }
@@ -241,7 +241,7 @@ impl Watcher {
                     );
                     let reverted = store.revert_to(chain.chain_id, ancestor, head, now).await?;
                     self.evaluated.store(head, Ordering::Relaxed);
-                    self.payments.on_changes(&reverted);
+                    self.payments.on_changes(&reverted).await;
                     changes.extend(reverted);
                     ancestor + 1
                 }
@@ -280,7 +280,7 @@ impl Watcher {
                 now,
             };
             let applied = store.apply_scan(batch).await?;
-            self.payments.on_changes(&applied);
+            self.payments.on_changes(&applied).await;
             changes.extend(applied);
             scanned = true;
             from = to + 1;
@@ -288,7 +288,7 @@ impl Watcher {
         if !scanned {
             let head = self.evaluation_head(head);
             let refreshed = store.refresh(chain.chain_id, head, now).await?;
-            self.payments.on_changes(&refreshed);
+            self.payments.on_changes(&refreshed).await;
             changes.extend(refreshed);
         }
         Ok(())

@@ -254,31 +254,67 @@ pub struct ProductFile {
     /// Route patterns one purchase unlocks.
     #[serde(default)]
     pub unlocks: Vec<String>,
+    /// Whether it ships (shipping is charged once when any purchased item ships).
+    #[serde(default)]
+    pub ships: bool,
+    /// Most of it one basket line may hold (default 100).
+    pub max_count: Option<u32>,
 }
 
 /// `[basket]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasketFile {
+    /// The shop id a basket must name (default: host[:port] of `server.public_url`).
+    pub shop_id: Option<String>,
     /// Tax as a decimal fraction, e.g. `"0.20"`.
     #[serde(default = "zero")]
     pub tax_rate: String,
     /// Flat shipping, decimal string.
     #[serde(default = "zero")]
     pub shipping: String,
+    /// The chargeable limit, decimal string.
+    #[serde(default = "default_max_total")]
+    pub max_total: String,
+    /// An open basket without a paid checkout is released after this.
+    #[serde(default = "default_basket_ttl")]
+    pub ttl: String,
 }
 
 fn zero() -> String {
     "0".into()
 }
 
+fn default_max_total() -> String {
+    "1000".into()
+}
+
+fn default_basket_ttl() -> String {
+    "1h".into()
+}
+
 impl Default for BasketFile {
     fn default() -> Self {
         BasketFile {
+            shop_id: None,
             tax_rate: zero(),
             shipping: zero(),
+            max_total: default_max_total(),
+            ttl: default_basket_ttl(),
         }
     }
+}
+
+/// One `[[rebate]]`: every `buy` of `product` in a basket are charged as `pay`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebateFile {
+    /// A catalogue product id.
+    pub product: String,
+    /// How many (at least 2).
+    pub buy: u32,
+    /// Charged as this many (1 to `buy - 1`).
+    pub pay: u32,
 }
 
 /// `[web_monetization]`.

@@ -4,8 +4,10 @@
 //! reports every problem at once, each naming the file, the key and what is wrong.
 //! Key material is read here from the environment or a key file and never logged.
 
+mod catalogue;
 pub mod file;
 pub mod model;
+mod routes;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -15,7 +17,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 
 use crate::amount::Amount;
-use crate::routes::{Pattern, RouteTable};
+use crate::routes::Pattern;
 pub use model::*;
 
 /// One thing wrong with a config file.
@@ -98,6 +100,7 @@ pub fn parse(
         "route",
         "product",
         "basket",
+        "rebate",
         "web_monetization",
         "postback",
     ];
@@ -119,6 +122,7 @@ pub fn parse(
     let routes: Vec<Option<file::RouteFile>> = v.array(&table, "route");
     let products: Vec<Option<file::ProductFile>> = v.array(&table, "product");
     let basket: Option<file::BasketFile> = v.section(&table, "basket");
+    let rebates: Vec<Option<file::RebateFile>> = v.array(&table, "rebate");
     let wm: Option<file::WebMonetizationFile> = v.section(&table, "web_monetization");
     let postback: Option<file::PostbackFile> = v.section(&table, "postback");
 
@@ -136,9 +140,13 @@ pub fn parse(
     let store = v.store(store.unwrap_or_default());
     let secrets = v.secrets(secrets.unwrap_or_default(), env);
     let routes = v.routes(routes, &chain, &payments, server.as_ref());
-    let products = v.products(products, chain.decimals);
-    let basket = v.basket(basket, chain.decimals, server.as_ref());
-    let rebates = Vec::new();
+    let catalogue = catalogue::CatalogueFile {
+        products,
+        basket,
+        rebates,
+    };
+    let (products, basket, rebates) =
+        v.catalogue(catalogue, chain.decimals, server.as_ref(), &routes);
     let web_monetization = wm.and_then(|w| v.web_monetization(w));
     let postback = v.postback(postback.unwrap_or_default());
     let payments_on = chain.xpub.is_some() && !chain.rpc_urls.is_empty();
@@ -684,193 +692,6 @@ impl Validator {
             expiry_secs,
             access_ttl_secs,
             claim_rate,
-        }
-    }
-
-    fn routes(
-        &mut self,
-        routes: Vec<Option<file::RouteFile>>,
-        chain: &Chain,
-        payments: &Payments,
-        server: Option<&Server>,
-    ) -> RouteTable<Route> {
-        let mut entries = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        // A case-insensitive origin: patterns are matched lower-cased.
-        let fold = |p: &str| {
-            if server.is_some_and(|s| s.upstream_case_insensitive) {
-                p.to_ascii_lowercase()
-            } else {
-                p.to_string()
-            }
-        };
-        for (i, r) in routes.into_iter().enumerate() {
-            let Some(r) = r else { continue };
-            let key = |k: &str| format!("route[{i}].{k}");
-            let pattern = match r.path.as_deref() {
-                None => {
-                    self.problem(&key("path"), "missing");
-                    None
-                }
-                Some(p) => match Pattern::parse(&fold(p)) {
-                    Ok(pat) => {
-                        let p = &fold(p);
-                        if !seen.insert(p.to_string()) {
-                            self.problem(
-                                &key("path"),
-                                &format!("{p:?} is already routed by an earlier [[route]]"),
-                            );
-                        }
-                        if let Some(s) = server {
-                            let prefix = &fold(&s.pay_prefix);
-                            if p == prefix || p.starts_with(&format!("{prefix}/")) {
-                                self.problem(
-                                    &key("path"),
-                                    &format!("{p:?} lies under server.pay_prefix {prefix:?}, which tollgate serves itself"),
-                                );
-                            }
-                        }
-                        Some((pat, p.to_string()))
-                    }
-                    Err(e) => {
-                        self.problem(&key("path"), &format!("{p:?} {e}"));
-                        None
-                    }
-                },
-            };
-            let methods = r.methods.as_ref().map(|ms| {
-                ms.iter()
-                    .filter_map(|m| {
-                        let ok = !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase());
-                        match (ok, http::Method::from_bytes(m.as_bytes())) {
-                            (true, Ok(method)) => Some(method),
-                            _ => {
-                                self.problem(
-                                    &key("methods"),
-                                    &format!("{m:?} is not an upper-case HTTP method"),
-                                );
-                                None
-                            }
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            });
-            if methods.as_ref().is_some_and(|m| m.is_empty())
-                && r.methods.as_ref().is_some_and(|m| m.is_empty())
-            {
-                self.problem(
-                    &key("methods"),
-                    "must not be empty (leave it out to price every method)",
-                );
-            }
-            let price = match r.price.as_deref() {
-                None => {
-                    self.problem(&key("price"), "missing (use \"0\" for a free route)");
-                    None
-                }
-                Some(p) => self.amount(&key("price"), p, chain.decimals),
-            };
-            let scope = match r.scope.as_deref() {
-                None | Some("resource") => Some(Scope::Resource),
-                Some("route") => Some(Scope::Route),
-                Some(other) => {
-                    self.problem(
-                        &key("scope"),
-                        &format!("{other:?} must be \"resource\" or \"route\""),
-                    );
-                    None
-                }
-            };
-            let ttl = match r.access_ttl.as_deref() {
-                None => Some(payments.access_ttl_secs),
-                Some(t) => self.duration(&key("access_ttl"), t),
-            };
-            if let (Some((pattern, text)), Some(price), Some(scope), Some(ttl)) =
-                (pattern, price, scope, ttl)
-            {
-                let summary = r.summary.unwrap_or_else(|| "{path}".into());
-                entries.push((
-                    pattern,
-                    Route {
-                        pattern: text,
-                        methods,
-                        price,
-                        summary,
-                        scope,
-                        access_ttl_secs: ttl,
-                        confirmations: r.confirmations.unwrap_or(chain.confirmations),
-                    },
-                ));
-            }
-        }
-        RouteTable::new(entries)
-    }
-
-    fn products(
-        &mut self,
-        products: Vec<Option<file::ProductFile>>,
-        decimals: u32,
-    ) -> Vec<Product> {
-        let mut out = Vec::new();
-        let mut ids = std::collections::HashSet::new();
-        for (i, p) in products.into_iter().enumerate() {
-            let Some(p) = p else { continue };
-            if p.id.is_empty() {
-                self.problem(&format!("product[{i}].id"), "must not be empty");
-            } else if !ids.insert(p.id.clone()) {
-                self.problem(
-                    &format!("product[{i}].id"),
-                    &format!("{:?} is defined twice", p.id),
-                );
-            }
-            for (j, u) in p.unlocks.iter().enumerate() {
-                if let Err(e) = Pattern::parse(u) {
-                    self.problem(&format!("product[{i}].unlocks[{j}]"), &format!("{u:?} {e}"));
-                }
-            }
-            if let Some(price) = self.amount(&format!("product[{i}].price"), &p.price, decimals) {
-                out.push(Product {
-                    id: p.id,
-                    description: p.description,
-                    price,
-                    unlocks: p.unlocks,
-                    ships: false,
-                    max_count: 100,
-                });
-            }
-        }
-        out
-    }
-
-    fn basket(
-        &mut self,
-        b: Option<file::BasketFile>,
-        decimals: u32,
-        server: Option<&Server>,
-    ) -> Basket {
-        let b = b.unwrap_or_default();
-        let tax_rate = crate::basket::bill::TaxRate::parse(&b.tax_rate).unwrap_or_else(|| {
-            self.problem(
-                "basket.tax_rate",
-                "must be a fraction between 0 and 1, e.g. \"0.20\"",
-            );
-            crate::basket::bill::TaxRate::ZERO
-        });
-        let shipping = self.amount("basket.shipping", &b.shipping, decimals);
-        let shop_id = server
-            .and_then(|s| {
-                s.public_url
-                    .split_once("://")
-                    .map(|(_, rest)| rest.to_string())
-            })
-            .map(|rest| rest.split('/').next().unwrap_or_default().to_string())
-            .unwrap_or_default();
-        Basket {
-            shop_id,
-            tax_rate,
-            shipping: shipping.unwrap_or_default(),
-            max_total: Amount(1000 * 10u128.pow(decimals)),
-            ttl_secs: 3600,
         }
     }
 

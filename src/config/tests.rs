@@ -295,7 +295,7 @@ inject_link = ["/blog/*"]
         assert!(k.contains(&want.to_string()), "{want} missing from {k:?}");
     }
     let rest = with(
-        "[[product]]\nid = \"A1\"\nprice = \"17.98\"\n[basket]\ntax_rate = \"0.20\"\n[web_monetization]\nwallet_address = \"https://wallet.example/alice\"\n",
+        "[[route]]\npath = \"/albums/*\"\nprice = \"1\"\n[[product]]\nid = \"A1\"\ndescription = \"A\"\nprice = \"17.98\"\nunlocks = [\"/albums/a/*\"]\n[basket]\ntax_rate = \"0.20\"\n[web_monetization]\nwallet_address = \"https://wallet.example/alice\"\n",
     );
     let cfg = parse(Path::new("t"), &rest, &env).unwrap();
     let un: Vec<String> = cfg.unsupported().into_iter().map(|p| p.key).collect();
@@ -310,6 +310,256 @@ inject_link = ["/blog/*"]
     ] {
         assert!(k.contains(&want.to_string()), "{want} missing from {k:?}");
     }
+}
+
+const CATALOGUE: &str = r#"
+[[route]]
+path = "/albums/*"
+price = "1"
+[[route]]
+path = "/films/{id}"
+price = "0.5"
+[[route]]
+path = "/free/*"
+price = "0"
+[[product]]
+id = "DCD2346233"
+description = "Best of Ladytron 00-10 (Deluxe Edition)"
+price = "17.98"
+unlocks = ["/albums/ladytron/*", "/films/ladytron"]
+ships = true
+max_count = 5
+[[product]]
+id = "DCD2346232"
+description = "Best of Ladytron 00-10"
+price = "14.98"
+unlocks = ["/albums/ladytron-std/*"]
+"#;
+
+#[test]
+fn a_catalogue_loads_with_its_defaults() {
+    let cfg = parse(Path::new("t.toml"), &with(CATALOGUE), &env).unwrap();
+    assert_eq!(
+        cfg.products,
+        vec![
+            Product {
+                id: "DCD2346233".into(),
+                description: "Best of Ladytron 00-10 (Deluxe Edition)".into(),
+                price: Amount(1_798_000_000),
+                unlocks: vec!["/albums/ladytron/*".into(), "/films/ladytron".into()],
+                ships: true,
+                max_count: 5,
+            },
+            Product {
+                id: "DCD2346232".into(),
+                description: "Best of Ladytron 00-10".into(),
+                price: Amount(1_498_000_000),
+                unlocks: vec!["/albums/ladytron-std/*".into()],
+                ships: false,
+                max_count: 100,
+            },
+        ]
+    );
+    // No [basket]: every default, the shop id from public_url.
+    assert_eq!(
+        cfg.basket,
+        Basket {
+            shop_id: "shop.example".into(),
+            tax_rate: crate::basket::bill::TaxRate::ZERO,
+            shipping: Amount(0),
+            max_total: Amount(1000 * 100_000_000),
+            ttl_secs: 3600,
+        }
+    );
+    assert!(cfg.rebates.is_empty());
+    assert!(cfg.unsupported().is_empty());
+
+    let text = format!(
+        "{}{CATALOGUE}[basket]\nshop_id = \"Ladytron shop\"\ntax_rate = \"0.075\"\nshipping = \"0.5\"\nmax_total = \"50\"\nttl = \"2d\"\n[[rebate]]\nproduct = \"DCD2346232\"\nbuy = 3\npay = 2\n",
+        BASE.replace("https://shop.example", "http://shop.example:8080")
+    );
+    let cfg = parse(Path::new("t.toml"), &text, &env).unwrap();
+    assert_eq!(
+        cfg.basket,
+        Basket {
+            shop_id: "Ladytron shop".into(),
+            tax_rate: crate::basket::bill::TaxRate { num: 75, den: 1000 },
+            shipping: Amount(50_000_000),
+            max_total: Amount(50 * 100_000_000),
+            ttl_secs: 2 * 86400,
+        }
+    );
+    assert_eq!(
+        cfg.rebates,
+        vec![Rebate {
+            product: "DCD2346232".into(),
+            buy: 3,
+            pay: 2
+        }]
+    );
+    // The default shop id keeps the port.
+    let cfg = parse(
+        Path::new("t.toml"),
+        &format!(
+            "{}{CATALOGUE}",
+            BASE.replace("https://shop.example", "http://shop.example:8080")
+        ),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(cfg.basket.shop_id, "shop.example:8080");
+}
+
+#[test]
+fn every_catalogue_mistake_is_reported_at_once() {
+    let text = with(
+        r#"
+[[route]]
+path = "/albums/*"
+price = "1"
+[[route]]
+path = "/free/*"
+price = "0"
+[[product]]
+id = "tollgate-tax"
+description = "reserved id"
+price = "0"
+unlocks = ["/albums/a/*"]
+max_count = 0
+[[product]]
+id = "B/2"
+description = "overlaps product 0, and itself"
+price = "1"
+unlocks = ["/albums/a/b", "/albums/b/*", "/albums/b/c", "/albums/b/c"]
+[[product]]
+id = ""
+description = ""
+price = "1"
+unlocks = []
+[[product]]
+id = "D"
+description = "not gated"
+price = "1"
+unlocks = ["/free/x/*", "/other"]
+max_count = 10001
+[[product]]
+id = "D"
+description = "line\tbreak"
+price = "1.123456789"
+unlocks = ["/albums/e"]
+[[product]]
+id = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+description = "too long an id"
+price = "1"
+unlocks = ["albums/f"]
+[basket]
+tax_rate = "1.5"
+shipping = "-1"
+max_total = "0"
+ttl = "31d"
+shop_id = " "
+[[rebate]]
+product = "NOPE"
+buy = 3
+pay = 2
+[[rebate]]
+product = "D"
+buy = 1
+pay = 1
+[[rebate]]
+product = "D"
+buy = 3
+pay = 3
+[[rebate]]
+product = "B/2"
+buy = 2
+pay = 0
+"#,
+    );
+    let k = keys(&text);
+    let want = [
+        "product[0].id",
+        "product[0].price",
+        "product[0].max_count",
+        "product[1].id",
+        "product[1].unlocks[0]",
+        "product[1].unlocks[2]",
+        "product[1].unlocks[3]",
+        "product[2].id",
+        "product[2].description",
+        "product[2].unlocks",
+        "product[3].max_count",
+        "product[3].unlocks[0]",
+        "product[3].unlocks[1]",
+        "product[4].id",
+        "product[4].description",
+        "product[4].price",
+        "product[5].id",
+        "product[5].unlocks[0]",
+        "basket.tax_rate",
+        "basket.shipping",
+        "basket.max_total",
+        "basket.ttl",
+        "basket.shop_id",
+        "rebate[0].product",
+        "rebate[1].buy",
+        "rebate[2].product",
+        "rebate[2].pay",
+        "rebate[3].pay",
+    ];
+    for w in want {
+        assert!(k.contains(&w.to_string()), "{w} missing from {k:?}");
+    }
+    for k in &k {
+        assert!(want.contains(&k.as_str()), "unexpected {k}");
+    }
+    let shown = Problems(problems(&text)).to_string();
+    for w in [
+        "product[1].unlocks[0]: \"/albums/a/b\" overlaps product[0].unlocks[0] \"/albums/a/*\" (of \"tollgate-tax\")",
+        "product[1].unlocks[2]: \"/albums/b/c\" overlaps unlocks[1] \"/albums/b/*\"",
+        "product[1].unlocks[3]: \"/albums/b/c\" is listed twice",
+        "product[3].unlocks[0]: \"/free/x/*\" is not under any priced [[route]]: what the basket sells must be what the proxy gates",
+        "rebate[0].product: unknown product \"NOPE\"",
+        "rebate[2].product: \"D\" already has a rebate (rebate[1])",
+        "basket.tax_rate: \"1.5\" must be a decimal fraction between 0 and 1, like \"0.20\"",
+    ] {
+        assert!(shown.contains(w), "{w:?} missing from\n{shown}");
+    }
+    // Every malformed rate is refused, exactly.
+    for rate in ["1.5", "-0.1", "0.2e1", "", "0,2", " 0.2", "1.0001"] {
+        let text = with(&format!(
+            "[[route]]\npath = \"/a/*\"\nprice = \"1\"\n[[product]]\nid = \"A\"\ndescription = \"a\"\nprice = \"1\"\nunlocks = [\"/a/*\"]\n[basket]\ntax_rate = \"{rate}\""
+        ));
+        assert_eq!(keys(&text), vec!["basket.tax_rate"], "{rate:?}");
+    }
+}
+
+#[test]
+fn basket_and_rebates_need_products() {
+    let k = keys(&with(
+        "[basket]\ntax_rate = \"0.2\"\n[[rebate]]\nproduct = \"A\"\nbuy = 3\npay = 2",
+    ));
+    assert_eq!(k, vec!["basket", "rebate", "rebate[0].product"]);
+    // Unknown keys stay errors in every catalogue section.
+    let k = keys(&with(&format!(
+        "{CATALOGUE}[basket]\ntax = \"0.2\"\n[[rebate]]\nproduct = \"DCD2346232\"\nbuy = 3\npay = 2\nfree = 1"
+    )));
+    assert_eq!(k, vec!["basket", "rebate[0]"]);
+    let k = keys(&with(
+        &CATALOGUE.replace("max_count = 5", "max_count = 5\nstock = 1"),
+    ));
+    assert_eq!(k, vec!["product[0]"]);
+}
+
+#[test]
+fn unlocks_follow_a_case_insensitive_origin() {
+    let text = format!(
+        "{}{}",
+        BASE.replace("[server]", "[server]\nupstream_case_insensitive = true"),
+        CATALOGUE.replace("/albums/ladytron/*", "/Albums/Ladytron/*")
+    );
+    let cfg = parse(Path::new("t.toml"), &text, &env).unwrap();
+    assert_eq!(cfg.products[0].unlocks[0], "/albums/ladytron/*");
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod terms;
 mod token;
 
 pub use terms::{ContractHash, Product, Terms};
-pub use token::{ContractParams, TokenError};
+pub use token::{ContractItem, ContractParams, TokenError};
 
 use crate::config::{Config, Route};
 use crate::keys::Keys;
@@ -51,6 +51,41 @@ impl Offer {
             created: now,
             pay_deadline: now.saturating_add(cfg.payments.expiry_secs),
             access_ttl: route.access_ttl_secs,
+            items: Vec::new(),
+        };
+        Offer::from_params(keys, params)
+    }
+
+    /// Mints the contract of a basket checkout: one `products` entry per line
+    /// (`items`, items then extras), `amount` = `total`, the receipt scope the list of
+    /// the purchased products' `unlocks`. `resource` is the basket's own path.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mint_basket(
+        cfg: &Config,
+        keys: &Keys,
+        resource: &str,
+        summary: String,
+        items: Vec<ContractItem>,
+        total: crate::amount::Amount,
+        scope: Vec<String>,
+        nonce: [u8; 16],
+        now: u64,
+    ) -> Offer {
+        let params = ContractParams {
+            merchant: cfg.server.public_url.clone(),
+            resource: resource.to_string(),
+            scope: crate::receipt::Scope::list(&scope),
+            summary,
+            price: total,
+            chain_id: cfg.chain.chain_id,
+            token: cfg.chain.token.clone(),
+            decimals: cfg.chain.decimals,
+            confirmations: cfg.chain.confirmations,
+            nonce: token::encode_nonce(&nonce),
+            created: now,
+            pay_deadline: now.saturating_add(cfg.payments.expiry_secs),
+            access_ttl: cfg.payments.access_ttl_secs,
+            items,
         };
         Offer::from_params(keys, params)
     }

@@ -29,7 +29,9 @@ pub struct Terms {
     pub decimals: u32,
     /// The resource path.
     pub resource: String,
-    /// What a receipt for this contract unlocks (a path or a route pattern).
+    /// What a receipt for this contract unlocks (a path, a route pattern, or a
+    /// basket's list of patterns).
+    #[serde(with = "crate::receipt::scope_json")]
     pub scope: String,
     /// The resource URL carrying this contract's token.
     pub fulfillment_url: String,
@@ -74,12 +76,24 @@ impl Terms {
             version: 1,
             merchant: p.merchant.clone(),
             summary: p.summary.clone(),
-            products: vec![Product {
-                id: p.resource.clone(),
-                description: p.summary.clone(),
-                quantity: 1,
-                price: amount.clone(),
-            }],
+            products: if p.items.is_empty() {
+                vec![Product {
+                    id: p.resource.clone(),
+                    description: p.summary.clone(),
+                    quantity: 1,
+                    price: amount.clone(),
+                }]
+            } else {
+                p.items
+                    .iter()
+                    .map(|i| Product {
+                        id: i.id.clone(),
+                        description: i.description.clone(),
+                        quantity: i.quantity,
+                        price: i.price.clone(),
+                    })
+                    .collect()
+            },
             amount,
             currency: "0xBTC".into(),
             chain_id: p.chain_id,

@@ -52,6 +52,26 @@ pub struct ContractParams {
     /// Receipt lifetime, seconds.
     #[serde(rename = "t")]
     pub access_ttl: u64,
+    /// A basket's lines (items and extras); empty for a single priced resource.
+    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ContractItem>,
+}
+
+/// One line of a basket contract: exactly a `products` entry of the terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractItem {
+    /// Product id (or `tollgate:tax`, ...).
+    #[serde(rename = "i")]
+    pub id: String,
+    /// Description.
+    #[serde(rename = "d")]
+    pub description: String,
+    /// Quantity.
+    #[serde(rename = "q")]
+    pub quantity: u32,
+    /// Unit price, signed decimal string (a refund is negative).
+    #[serde(rename = "p")]
+    pub price: String,
 }
 
 mod amount_str {
@@ -81,8 +101,9 @@ pub enum TokenError {
     BadMac,
 }
 
-/// Upper bound on a token's length; longer input is refused before any work.
-pub const MAX_TOKEN_LEN: usize = 4096;
+/// Upper bound on a token's length; longer input is refused before any work. (A
+/// basket's token carries its lines; the basket API bounds how many it may have.)
+pub const MAX_TOKEN_LEN: usize = 32 * 1024;
 
 pub(super) fn encode_nonce(nonce: &[u8; 16]) -> String {
     B64.encode(nonce)

@@ -2,6 +2,7 @@
 //! the core that take a parsed request and return a [`Reply`]. They never reach
 //! the origin.
 
+pub mod basket;
 pub mod pay;
 pub mod wallet_js;
 
@@ -38,13 +39,16 @@ pub struct EndpointRequest<'a> {
     pub client_ip: Option<IpAddr>,
     /// The `Cookie` header values (for the claim cookie).
     pub cookies: &'a [&'a str],
+    /// `Authorization` (the basket secret).
+    pub authorization: Option<&'a str>,
     /// `If-None-Match` (for `tollgate.js`).
     pub if_none_match: Option<&'a str>,
 }
 
 /// True when the endpoint at `sub_path` reads a request body.
 pub fn reads_body(method: &Method, sub_path: &str) -> bool {
-    method == Method::POST && (sub_path == "/pay" || sub_path.ends_with("/receipt"))
+    method == Method::POST
+        && (sub_path == "/pay" || sub_path.ends_with("/receipt") || sub_path.starts_with("/basket"))
 }
 
 /// Answers an endpoint request.
@@ -75,6 +79,7 @@ pub async fn handle(app: &App, req: &EndpointRequest<'_>) -> Reply {
             pay::receipt(app, pid, req).await
         }
         [pid, "receipt"] if is_pid(pid) => method_not_allowed("POST"),
+        ["basket", rest @ ..] => basket::handle(app, req, rest).await,
         _ => Reply::error(404, "not_found", "no such tollgate endpoint"),
     }
 }
@@ -96,7 +101,7 @@ fn only(method: &Method, want: Method, f: impl FnOnce() -> Reply) -> Reply {
     }
 }
 
-fn method_not_allowed(allow: &str) -> Reply {
+pub(crate) fn method_not_allowed(allow: &str) -> Reply {
     Reply::error(405, "method_not_allowed", &format!("use {allow}"))
         .with_header("Allow", allow.to_string())
 }

@@ -210,21 +210,31 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
     }
     Reply::json(
         if claimed.created { 201 } else { 200 },
-        &json!({
-            "payment_id": p.id,
-            "claim_token": claimed.claim_token,
-            "address": p.address,
-            "amount": p.amount.to_decimal(cfg.chain.decimals),
-            "amount_base_units": p.amount.0.to_string(),
-            "token": cfg.chain.token,
-            "chain_id": cfg.chain.chain_id,
-            "eip681": uri,
-            "status_url": format!("{base}/{}/status.json", p.id),
-            "receipt_url": format!("{base}/{}/receipt", p.id),
-            "expires_at": p.expires_at,
-        }),
+        &payment_json(app, p, &claimed.claim_token),
     )
     .with_header("Set-Cookie", cookie)
+}
+
+/// The answer of a claim (`POST /pay`, and a basket checkout's `payment`). A payment
+/// of nothing (a basket whose refunds cover it) has no address to pay.
+pub fn payment_json(app: &App, p: &Payment, claim_token: &str) -> serde_json::Value {
+    let cfg = &app.cfg;
+    let base = cfg.server.pay_base();
+    let due = !p.amount.is_zero();
+    json!({
+        "payment_id": p.id,
+        "claim_token": claim_token,
+        "address": due.then_some(&p.address),
+        "amount": p.amount.to_decimal(cfg.chain.decimals),
+        "amount_base_units": p.amount.0.to_string(),
+        "token": cfg.chain.token,
+        "chain_id": cfg.chain.chain_id,
+        "eip681": due.then(|| eip681(&cfg.chain.token, cfg.chain.chain_id, &p.address, p.amount.0)),
+        "status_url": format!("{base}/{}/status.json", p.id),
+        "receipt_url": format!("{base}/{}/receipt", p.id),
+        "expires_at": p.expires_at,
+        "state": p.state.as_str(),
+    })
 }
 
 /// The 409 for a contract someone else claimed: never its payment's secrets, always
@@ -249,8 +259,9 @@ fn already_claimed(app: &App, req: &EndpointRequest<'_>, message: &str, resource
     )
 }
 
-#[derive(Serialize)]
-struct Status<'a> {
+/// The body of `GET /{id}/status.json`.
+#[derive(Debug, Serialize)]
+pub struct Status<'a> {
     address: &'a str,
     amount: String,
     seen_at: Option<u64>,
@@ -263,7 +274,8 @@ struct Status<'a> {
     expires_at: u64,
 }
 
-fn status_of<'a>(app: &App, p: &'a Payment) -> Status<'a> {
+/// The status of `p` (its state as the payer sees it: see [`load`]).
+pub fn status_of<'a>(app: &App, p: &'a Payment) -> Status<'a> {
     let d = app.cfg.chain.decimals;
     Status {
         address: &p.address,
@@ -285,7 +297,14 @@ async fn load(app: &App, pid: &str, html: bool) -> Result<Payment, Reply> {
         return Err(payments_off(html));
     };
     match svc.store.payment(pid).await {
-        Ok(Some(p)) => Ok(p),
+        Ok(Some(mut p)) => match svc.effective_state(&p).await {
+            Ok(state) => {
+                // A paid basket payment whose products were all refunded is `refunded`.
+                p.state = state;
+                Ok(p)
+            }
+            Err(e) => Err(store_down(html, e)),
+        },
         Ok(None) => Err(answer(
             html,
             404,
@@ -391,7 +410,7 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
                     "receipt": receipt,
                     "payment_id": p.id,
                     "contract_hash": claims.h,
-                    "scope": claims.scope,
+                    "scope": crate::receipt::scope_value(&claims.scope),
                     "expires_at": claims.exp,
                     "state": p.state.as_str(),
                 }),

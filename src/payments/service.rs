@@ -33,6 +33,9 @@ pub struct PaidFact {
     pub paid_at: u64,
     /// Receipt lifetime.
     pub access_ttl_secs: u64,
+    /// For a basket payment: the `unlocks` patterns of the products a later paid
+    /// basket refunded (its receipt no longer opens them).
+    pub revoked: Vec<String>,
 }
 
 /// Why a claim failed.
@@ -304,13 +307,18 @@ impl PaymentService {
         let Some(p) = self.store.payment_by_contract(hash).await? else {
             return Ok(None);
         };
-        let fact = self.remember(&p);
+        let fact = self.fact_for(&p).await?;
+        if let Some(f) = &fact {
+            self.cache.insert(*hash, f.clone());
+        }
         if fact.is_some() && self.revision.load(Ordering::SeqCst) != before {
-            // A reorg may have reverted it after our read: drop what we cached and
-            // answer from a fresh read, uncached.
+            // A reorg or a refund may have changed it after our read: drop what we
+            // cached and answer from a fresh read, uncached.
             self.cache.invalidate(hash);
-            let fresh = self.store.payment_by_contract(hash).await?;
-            return Ok(fresh.as_ref().and_then(fact_of));
+            return match self.store.payment_by_contract(hash).await? {
+                Some(p) => self.fact_for(&p).await,
+                None => Ok(None),
+            };
         }
         Ok(fact)
     }
@@ -323,23 +331,71 @@ impl PaymentService {
         self.store.payment_by_contract(hash).await
     }
 
-    /// Caches the paid fact of `p`, if it is one.
-    fn remember(&self, p: &Payment) -> Option<PaidFact> {
-        let (hash, fact) = (p.contract_hash?, fact_of(p)?);
-        self.cache.insert(hash, fact.clone());
-        Some(fact)
+    /// The paid fact of a contract payment that unlocks; `None` otherwise, and for
+    /// a basket payment all of whose products were refunded.
+    async fn fact_for(&self, p: &Payment) -> Result<Option<PaidFact>, StoreError> {
+        let (true, Some(_), Some(scope), Some(paid_at)) = (
+            p.state.unlocks(),
+            p.contract_hash,
+            p.scope.clone(),
+            p.paid_at,
+        ) else {
+            return Ok(None);
+        };
+        let mut revoked = Vec::new();
+        if scope.starts_with('[') {
+            let bought = self.store.purchases(&p.id).await?;
+            if !bought.is_empty() && bought.iter().all(|b| b.refunded) {
+                return Ok(None);
+            }
+            revoked = bought
+                .into_iter()
+                .filter(|b| b.refunded)
+                .flat_map(|b| b.unlocks)
+                .collect();
+        }
+        Ok(Some(PaidFact {
+            scope,
+            pid: p.id.clone(),
+            paid_at,
+            access_ttl_secs: p.access_ttl_secs,
+            revoked,
+        }))
     }
 
-    /// Applies state changes from the watcher to the cache: paid facts are added,
-    /// facts whose payment moved back (reorg) are dropped.
-    pub fn on_changes(&self, changes: &[StateChange]) {
+    /// The state a payer sees: the stored state, except that a paid basket payment
+    /// all of whose products a later paid basket refunded is `refunded`.
+    pub async fn effective_state(&self, p: &Payment) -> Result<PaymentState, StoreError> {
+        if p.state.unlocks() && p.scope.as_deref().is_some_and(|s| s.starts_with('[')) {
+            let bought = self.store.purchases(&p.id).await?;
+            if !bought.is_empty() && bought.iter().all(|b| b.refunded) {
+                return Ok(PaymentState::Refunded);
+            }
+        }
+        Ok(p.state)
+    }
+
+    /// Applies state changes from the watcher (or a challenge answer) to the cache:
+    /// facts whose payment moved are dropped (the next read caches them afresh), and
+    /// so are the facts of payments a basket payment refunds, when it becomes paid or
+    /// stops being paid (a reorg).
+    pub async fn on_changes(&self, changes: &[StateChange]) {
         for c in changes {
             let p = &c.payment;
-            if p.state.unlocks() {
-                self.remember(p);
-            } else if let Some(h) = p.contract_hash {
-                self.revision.fetch_add(1, Ordering::SeqCst);
-                self.cache.invalidate(&h);
+            let mut stale: Vec<[u8; 32]> = p.contract_hash.into_iter().collect();
+            if p.state.unlocks() != c.from.unlocks() {
+                match self.store.refunded_by(&p.id).await {
+                    Ok(hashes) => stale.extend(hashes),
+                    Err(e) => {
+                        // Cannot tell which facts a refund changed: forget them all.
+                        tracing::error!(error = %e, "store unavailable: emptying the paid cache");
+                        self.cache.invalidate_all();
+                    }
+                }
+            }
+            self.revision.fetch_add(1, Ordering::SeqCst);
+            for h in &stale {
+                self.cache.invalidate(h);
             }
             tracing::info!(payment = %p.id, from = c.from.as_str(), to = p.state.as_str(), received = %p.received.0, "payment state");
         }
@@ -369,19 +425,6 @@ impl PaymentService {
     }
 }
 
-/// The paid fact of a contract payment that unlocks; `None` otherwise.
-fn fact_of(p: &Payment) -> Option<PaidFact> {
-    if !p.state.unlocks() || p.contract_hash.is_none() {
-        return None;
-    }
-    Some(PaidFact {
-        scope: p.scope.clone()?,
-        pid: p.id.clone(),
-        paid_at: p.paid_at?,
-        access_ttl_secs: p.access_ttl_secs,
-    })
-}
-
 /// The EIP-681 URI for an ERC-20 transfer of `amount` base units to `to`.
 pub fn eip681(token: &str, chain_id: u64, to: &str, amount: u128) -> String {
     format!("ethereum:{token}@{chain_id}/transfer?address={to}&uint256={amount}")
@@ -390,7 +433,7 @@ pub fn eip681(token: &str, chain_id: u64, to: &str, amount: u128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{BlockRef, ScanBatch, StoreResult, Transfer};
+    use crate::store::{basket, BlockRef, ScanBatch, StoreResult, Transfer};
     use async_trait::async_trait;
 
     /// A store whose every call fails, as an unreachable database does.
@@ -458,6 +501,61 @@ mod tests {
             down()
         }
         async fn redeliver(&self, _: &str, _: u64) -> StoreResult<bool> {
+            down()
+        }
+        async fn record_provisional(
+            &self,
+            _: Vec<Transfer>,
+            _: u64,
+            _: u64,
+        ) -> StoreResult<Vec<StateChange>> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl crate::store::BasketStore for DownStore {
+        async fn create_basket(&self, _: basket::NewBasket) -> StoreResult<()> {
+            down()
+        }
+        async fn basket(&self, _: &str) -> StoreResult<Option<basket::Basket>> {
+            down()
+        }
+        async fn basket_by_secret(&self, _: &[u8; 32]) -> StoreResult<Option<basket::Basket>> {
+            down()
+        }
+        async fn put_line(
+            &self,
+            _: &str,
+            _: u64,
+            _: basket::BasketLine,
+            _: u64,
+        ) -> StoreResult<basket::BasketWrite> {
+            down()
+        }
+        async fn lock_basket(
+            &self,
+            _: &str,
+            _: u64,
+            _: &str,
+            _: &str,
+            _: u64,
+        ) -> StoreResult<basket::BasketWrite> {
+            down()
+        }
+        async fn set_basket_payment(&self, _: &str, _: &str) -> StoreResult<()> {
+            down()
+        }
+        async fn release_basket(&self, _: &str) -> StoreResult<()> {
+            down()
+        }
+        async fn release_expired_baskets(&self, _: u64) -> StoreResult<u64> {
+            down()
+        }
+        async fn purchases(&self, _: &str) -> StoreResult<Vec<basket::Purchase>> {
+            down()
+        }
+        async fn refunded_by(&self, _: &str) -> StoreResult<Vec<[u8; 32]>> {
             down()
         }
     }

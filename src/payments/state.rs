@@ -76,6 +76,10 @@ pub struct Credit {
     pub block_number: u64,
     /// When tollgate first saw it (UNIX seconds).
     pub seen_at: u64,
+    /// Recorded from a transaction hash a payer gave (a basket challenge answer)
+    /// before the scanner read its block: it counts as seen, never as confirmed,
+    /// until the scanner finds the same log on the canonical chain.
+    pub provisional: bool,
 }
 
 /// The inputs of [`evaluate`] that describe the payment itself.
@@ -104,6 +108,19 @@ pub struct Evaluation {
 
 /// Evaluates a payment from its credits at chain `head` and time `now`.
 pub fn evaluate(terms: Terms, credits: &[Credit], head: u64, now: u64) -> Evaluation {
+    if terms.amount.is_zero() {
+        // Nothing is due (a basket whose refunds cover its purchases): paid at once.
+        return Evaluation {
+            state: PaymentState::Paid,
+            received: Amount(
+                credits
+                    .iter()
+                    .fold(0u128, |a, c| a.saturating_add(c.value.0)),
+            ),
+            seen_at: credits.iter().map(|c| c.seen_at).min(),
+            confirmations: 0,
+        };
+    }
     let mut sorted: Vec<Credit> = credits.to_vec();
     sorted.sort_by_key(|c| (c.block_number, c.seen_at));
     let received = Amount(
@@ -124,8 +141,15 @@ pub fn evaluate(terms: Terms, credits: &[Credit], head: u64, now: u64) -> Evalua
             let confs = head.saturating_add(1).saturating_sub(c.block_number);
             // Completed late when the completing transfer was first seen after expiry.
             let late = c.seen_at > terms.expires_at;
-            let deep =
-                confs >= terms.required_confirmations.max(1) || terms.required_confirmations == 0;
+            // Nothing provisional in the amount is ever deep: the scanner decides.
+            let provisional = sorted
+                .iter()
+                .take_while(|x| !std::ptr::eq(*x, c))
+                .chain(std::iter::once(c))
+                .any(|x| x.provisional);
+            let deep = !provisional
+                && (confs >= terms.required_confirmations.max(1)
+                    || terms.required_confirmations == 0);
             match (deep, late) {
                 (true, false) => (PaymentState::Paid, confs),
                 (true, true) => (PaymentState::PaidLate, confs),
@@ -160,7 +184,41 @@ mod tests {
             value: Amount(value),
             block_number: block,
             seen_at,
+            provisional: false,
         }
+    }
+
+    #[test]
+    fn provisional_credits_are_seen_never_confirmed() {
+        let p = Credit {
+            provisional: true,
+            ..c(100, 10, 5)
+        };
+        let t0 = Terms {
+            required_confirmations: 0,
+            ..T
+        };
+        for t in [T, t0] {
+            let e = evaluate(t, &[p], 100, 5);
+            assert_eq!(
+                (e.state, e.received),
+                (PaymentState::Confirming, Amount(100))
+            );
+        }
+        // Once the scanner confirmed it (not provisional), it counts.
+        assert_eq!(
+            evaluate(t0, &[c(100, 10, 5)], 100, 5).state,
+            PaymentState::Paid
+        );
+    }
+
+    #[test]
+    fn nothing_due_is_paid_at_once() {
+        let t = Terms {
+            amount: Amount(0),
+            ..T
+        };
+        assert_eq!(evaluate(t, &[], 0, 5000).state, PaymentState::Paid);
     }
 
     #[test]

@@ -210,7 +210,11 @@ impl Tollgate {
                 continue;
             }
             match payments.paid_fact(&hash).await {
-                Ok(Some(fact)) if fact.scope == claims.scope && fact.pid == claims.pid => {
+                Ok(Some(fact))
+                    if fact.scope == claims.scope
+                        && fact.pid == claims.pid
+                        && receipt::list_pattern_for(&fact.revoked, path).is_none() =>
+                {
                     return Ok(true)
                 }
                 Ok(_) => {}
@@ -273,6 +277,10 @@ impl Tollgate {
                 wants_json,
                 client_ip,
                 cookies: &cookies,
+                authorization: req
+                    .headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok()),
                 if_none_match: req
                     .headers
                     .get("if-none-match")

@@ -6,4 +6,4 @@ pub mod table;
 pub use canonical::{
     canonicalize, has_other_readings, lenient_readings, CanonicalTarget, Hazards, TargetError,
 };
-pub use table::{Pattern, PatternError, RouteTable};
+pub use table::{pattern_covers, patterns_overlap, Pattern, PatternError, RouteTable};

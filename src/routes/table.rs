@@ -137,6 +137,114 @@ impl Pattern {
     }
 }
 
+/// One segment constraint of a pattern, for [`patterns_overlap`] and [`pattern_covers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seg<'a> {
+    /// Exactly this segment.
+    Lit(&'a str),
+    /// Any non-empty segment (a `{name}` placeholder).
+    NonEmpty,
+}
+
+/// What a pattern accepts after its segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// Nothing, or one empty segment (a trailing `/`): exact paths (as the route table
+    /// prices `/a/b/` like `/a/b`) and templates (as [`Pattern::matches`]).
+    Slash,
+    /// Any number of further segments: prefixes.
+    Any,
+}
+
+/// The pattern as segment constraints over `path[1..].split('/')` and a tail.
+fn shape(p: &Pattern) -> (Vec<Seg<'_>>, Tail) {
+    match p {
+        Pattern::Exact(e) => (
+            e.strip_prefix('/')
+                .unwrap_or(e)
+                .split('/')
+                .map(Seg::Lit)
+                .collect(),
+            Tail::Slash,
+        ),
+        Pattern::Template(t) => (
+            t.iter()
+                .map(|s| s.as_deref().map_or(Seg::NonEmpty, Seg::Lit))
+                .collect(),
+            Tail::Slash,
+        ),
+        Pattern::Prefix(p) => (p.iter().map(|s| Seg::Lit(s.as_str())).collect(), Tail::Any),
+    }
+}
+
+/// True when some segment satisfies both constraints.
+fn compatible(a: Seg<'_>, b: Seg<'_>) -> bool {
+    match (a, b) {
+        (Seg::Lit(x), Seg::Lit(y)) => x == y,
+        (Seg::Lit(x), Seg::NonEmpty) | (Seg::NonEmpty, Seg::Lit(x)) => !x.is_empty(),
+        (Seg::NonEmpty, Seg::NonEmpty) => true,
+    }
+}
+
+/// True when every segment `inner` allows is allowed by `outer`.
+fn within(inner: Seg<'_>, outer: Seg<'_>) -> bool {
+    match (inner, outer) {
+        (Seg::Lit(x), Seg::Lit(y)) => x == y,
+        (Seg::Lit(x), Seg::NonEmpty) => !x.is_empty(),
+        (Seg::NonEmpty, Seg::NonEmpty) => true,
+        (Seg::NonEmpty, Seg::Lit(_)) => false,
+    }
+}
+
+/// True when some canonical path matches both patterns (as [`Pattern::matches`] does,
+/// with an exact pattern also standing for its path with a trailing `/`, as the route
+/// table prices it). Used to refuse two basket products unlocking the same path; when
+/// in doubt it answers true.
+pub fn patterns_overlap(a: &Pattern, b: &Pattern) -> bool {
+    let (sa, ta) = shape(a);
+    let (sb, tb) = shape(b);
+    if !sa.iter().zip(&sb).all(|(x, y)| compatible(*x, *y)) {
+        return false;
+    }
+    // The shorter one decides whether it reaches as far as the longer one's segments.
+    let (short, short_tail, long) = if sa.len() <= sb.len() {
+        (&sa, ta, &sb)
+    } else {
+        (&sb, tb, &sa)
+    };
+    if short.len() == long.len() {
+        return true;
+    }
+    match short_tail {
+        // Any further segments: the longer one's own segments are one such path.
+        Tail::Any => true,
+        // At most one more, empty, segment.
+        Tail::Slash => {
+            long.len() == short.len() + 1 && long.get(short.len()) == Some(&Seg::Lit(""))
+        }
+    }
+}
+
+/// True when every canonical path `inner` matches is also matched by `outer` (with
+/// the same reading of exact patterns as [`patterns_overlap`]): `outer == inner`, or
+/// `outer` a prefix whose segments lead `inner`'s, or a template whose placeholders
+/// stand where `inner` has a placeholder or a non-empty literal. A placeholder in
+/// `inner` under a literal in `outer` is not covered.
+pub fn pattern_covers(outer: &Pattern, inner: &Pattern) -> bool {
+    let (so, to) = shape(outer);
+    let (si, ti) = shape(inner);
+    if so.len() > si.len() || !si.iter().zip(&so).all(|(i, o)| within(*i, *o)) {
+        // `inner` matches a path with fewer segments than `outer` needs, or one
+        // whose segment `outer` refuses.
+        return false;
+    }
+    match (to, ti) {
+        (Tail::Any, _) => true,
+        (Tail::Slash, Tail::Slash) => so.len() == si.len(),
+        (Tail::Slash, Tail::Any) => false,
+    }
+}
+
 /// A table of `T` (route data) keyed by pattern, answering most-specific-first.
 #[derive(Debug, Clone)]
 pub struct RouteTable<T> {
@@ -273,6 +381,149 @@ mod tests {
         assert!(t.lookup("/a/1/c").is_none());
         assert_eq!(t.lookup("/a/1/").map(String::as_str), Some("/a/{id}"));
         assert!(t.lookup("/a/1//").is_none());
+    }
+
+    fn pat(s: &str) -> Pattern {
+        Pattern::parse(s).unwrap()
+    }
+
+    /// As the route table prices a path: `matches`, and an exact pattern also
+    /// with a trailing `/`.
+    fn prices(p: &Pattern, path: &str) -> bool {
+        p.matches(path) || matches!(p, Pattern::Exact(e) if path.strip_suffix('/') == Some(e))
+    }
+
+    const SAMPLES: &[&str] = &[
+        "/",
+        "/*",
+        "/a",
+        "/a/",
+        "/b",
+        "/a/*",
+        "/a/b",
+        "/a/b/",
+        "/a/b/*",
+        "/a/c/*",
+        "/b/*",
+        "/a/b/c",
+        "/{id}",
+        "/{id}/",
+        "/a/{id}",
+        "/{id}/b",
+        "/{x}/{y}",
+        "/a/{id}/b",
+        "/a/{id}/c",
+        "/c/{id}",
+    ];
+
+    /// Every path of up to four segments over a small alphabet (some not canonical).
+    fn paths() -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..4 {
+            out = out
+                .iter()
+                .flat_map(|p| ["a", "b", "c", "x", ""].map(|s| format!("{p}/{s}")))
+                .collect();
+            all.extend(out.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn overlap_is_exactly_a_shared_path() {
+        let paths = paths();
+        for a in SAMPLES {
+            for b in SAMPLES {
+                let (pa, pb) = (pat(a), pat(b));
+                let shared = paths.iter().find(|p| prices(&pa, p) && prices(&pb, p));
+                assert_eq!(
+                    patterns_overlap(&pa, &pb),
+                    shared.is_some(),
+                    "{a} vs {b}: {shared:?}"
+                );
+                assert_eq!(patterns_overlap(&pa, &pb), patterns_overlap(&pb, &pa));
+            }
+        }
+    }
+
+    #[test]
+    fn covers_is_exactly_path_inclusion() {
+        let paths = paths();
+        for outer in SAMPLES {
+            for inner in SAMPLES {
+                let (o, i) = (pat(outer), pat(inner));
+                let escaped = paths.iter().find(|p| prices(&i, p) && !prices(&o, p));
+                assert_eq!(
+                    pattern_covers(&o, &i),
+                    escaped.is_none(),
+                    "{outer} over {inner}: {escaped:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn overlap_examples() {
+        let yes = [
+            ("/a/b", "/a/b"),
+            ("/a/b", "/a/b/"),
+            ("/a/b", "/a/*"),
+            ("/a/b", "/a/{id}"),
+            ("/a/*", "/a/b/*"),
+            ("/*", "/x/y"),
+            ("/a/*", "/{id}/b"),
+            ("/a/{id}", "/{x}/b"),
+            ("/a/{id}", "/a/*"),
+            ("/a/b/*", "/a/{id}"),
+            ("/a/b/*", "/a/{id}/c"),
+        ];
+        for (a, b) in yes {
+            assert!(patterns_overlap(&pat(a), &pat(b)), "{a} {b}");
+        }
+        let no = [
+            ("/a/b", "/a/c"),
+            ("/a/*", "/b/*"),
+            ("/a/*", "/ab/*"),
+            ("/a/b/*", "/a/c/*"),
+            ("/a/{id}", "/a/{id}/b"),
+            ("/a/{id}", "/b/{id}"),
+            ("/a", "/a/{id}"),
+            ("/a/b/c", "/a/{id}"),
+        ];
+        for (a, b) in no {
+            assert!(!patterns_overlap(&pat(a), &pat(b)), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn cover_examples() {
+        let yes = [
+            ("/a/*", "/a/*"),
+            ("/a/*", "/a/b/*"),
+            ("/a/*", "/a"),
+            ("/a/*", "/a/{id}"),
+            ("/*", "/{x}/{y}"),
+            ("/a/{id}", "/a/b"),
+            ("/a/{id}", "/a/{x}"),
+            ("/a/b", "/a/b"),
+        ];
+        for (o, i) in yes {
+            assert!(pattern_covers(&pat(o), &pat(i)), "{o} over {i}");
+        }
+        let no = [
+            ("/a/b/*", "/a/*"),
+            ("/a/b/*", "/a/{id}/c"),
+            ("/a/b", "/a/{id}"),
+            ("/a/{id}", "/a/*"),
+            ("/a/{id}", "/a/b/c"),
+            ("/a/b", "/a/b/*"),
+            ("/a/*", "/b"),
+            ("/x/*", "/*"),
+        ];
+        for (o, i) in no {
+            assert!(!pattern_covers(&pat(o), &pat(i)), "{o} over {i}");
+        }
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! The trait is implemented by [`sqlite::SqliteStore`] (embedded default); the
 //! store test suite in `tests/store_suite.rs` runs against every implementation.
 
+pub mod basket;
 pub mod sqlite;
+
+pub use basket::BasketStore;
 
 use async_trait::async_trait;
 
@@ -196,7 +199,7 @@ pub enum AttemptOutcome {
 
 /// The durable store. Implementations must make every method atomic.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: BasketStore + Send + Sync + 'static {
     /// Creates the payment, allocating the next derivation index and its address
     /// (`derive(index)`) in the same transaction. Idempotent per contract hash:
     /// claiming a contract that already has a payment returns that payment and
@@ -222,6 +225,19 @@ pub trait Store: Send + Sync + 'static {
     /// hash, and re-evaluates every payment that is not final. Returns the
     /// payments whose state changed.
     async fn apply_scan(&self, batch: ScanBatch) -> StoreResult<Vec<StateChange>>;
+
+    /// Records transfers read from a transaction receipt a payer named (a basket
+    /// challenge answer) before the scanner reached their block: they count as seen
+    /// but never as confirmed until [`Store::apply_scan`] finds the same logs (a scan
+    /// past their block that does not find them drops them). Transfers to addresses
+    /// that are not ours and logs already recorded are ignored. Re-evaluates at
+    /// `head`/`now` and returns the changes.
+    async fn record_provisional(
+        &self,
+        transfers: Vec<Transfer>,
+        head: u64,
+        now: u64,
+    ) -> StoreResult<Vec<StateChange>>;
 
     /// Re-evaluates non-final payments at `head`/`now` without new transfers
     /// (confirmations grow, deadlines pass).

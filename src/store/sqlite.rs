@@ -22,6 +22,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::ToSql;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
+mod basket;
+
 use crate::amount::Amount;
 use crate::payments::state::{evaluate, Credit, PaymentState, Terms};
 
@@ -111,6 +113,46 @@ pub const MIGRATIONS: &[&str] = &[
         last_error      TEXT
     );
     CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+    "#,
+    // 3: baskets (SPEC section 8) and provisional transfers (a challenge answer's
+    // transaction, recorded before the scanner has seen its block).
+    r#"
+    CREATE TABLE baskets (
+        id             TEXT PRIMARY KEY,
+        secret_hash    BLOB NOT NULL UNIQUE CHECK (length(secret_hash) = 32),
+        customer_id    TEXT NOT NULL,
+        shop_id        TEXT NOT NULL,
+        state          TEXT NOT NULL CHECK (state IN ('open', 'checked_out', 'released')),
+        revision       INTEGER NOT NULL DEFAULT 0,
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        contract_token TEXT,
+        challenge      TEXT,
+        payment_id     TEXT UNIQUE REFERENCES payments(id)
+    );
+    CREATE INDEX baskets_expiring ON baskets(expires_at) WHERE state != 'released';
+
+    CREATE TABLE basket_lines (
+        basket_id  TEXT NOT NULL REFERENCES baskets(id),
+        position   INTEGER NOT NULL,
+        product_id TEXT NOT NULL,
+        refund     INTEGER NOT NULL CHECK (refund IN (0, 1)),
+        count      INTEGER NOT NULL CHECK (count > 0),
+        refund_of  TEXT REFERENCES payments(id),
+        unlocks    TEXT NOT NULL,
+        PRIMARY KEY (basket_id, position),
+        UNIQUE (basket_id, product_id, refund)
+    );
+
+    CREATE TABLE refund_holds (
+        payment_id TEXT NOT NULL REFERENCES payments(id),
+        product_id TEXT NOT NULL,
+        basket_id  TEXT NOT NULL REFERENCES baskets(id),
+        PRIMARY KEY (payment_id, product_id)
+    );
+    CREATE INDEX refund_holds_by_basket ON refund_holds(basket_id);
+
+    ALTER TABLE transfers ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
@@ -379,12 +421,13 @@ fn payment_from_row(r: &Row<'_>) -> rusqlite::Result<Payment> {
 }
 
 const TRANSFER_COLUMNS: &str = "chain_id, tx_hash, log_index, block_number, block_hash, \
-     to_address, from_address, value, seen_at";
+     to_address, from_address, value, seen_at, provisional";
 
 /// A credited transfer with the time tollgate first recorded it.
 struct Stored {
     transfer: Transfer,
     seen_at: u64,
+    provisional: bool,
 }
 
 fn transfer_from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
@@ -400,6 +443,7 @@ fn transfer_from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
             value: r.get::<_, DbAmount>(7)?.0,
         },
         seen_at: u64_col(r, 8)?,
+        provisional: r.get::<_, i64>(9)? != 0,
     })
 }
 
@@ -464,8 +508,11 @@ fn claim_write(
     c.prepare_cached(
         "INSERT INTO payments (id, derivation_index, address, address_lc, contract_hash, \
          contract_token, scope, amount, received, state, confirmations, \
-         required_confirmations, access_ttl_secs, created_at, expires_at, data, postback_url) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '0', 'new', 0, ?9, ?10, ?11, ?12, ?13, ?14)",
+         required_confirmations, access_ttl_secs, created_at, expires_at, data, postback_url, \
+         paid_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '0', \
+         CASE WHEN ?8 = '0' THEN 'paid' ELSE 'new' END, 0, ?9, ?10, ?11, ?12, ?13, ?14, \
+         CASE WHEN ?8 = '0' THEN ?11 END)",
     )
     .db()?
     .execute(params![
@@ -587,6 +634,7 @@ fn reevaluate(
                 value: s.transfer.value,
                 block_number: s.transfer.block_number,
                 seen_at: s.seen_at,
+                provisional: s.provisional,
             })
             .collect();
         let terms = Terms {
@@ -700,6 +748,56 @@ fn completing_tx_hash(amount: Amount, stored: &[Stored]) -> Option<String> {
         .map(|s| s.transfer.tx_hash.clone())
 }
 
+/// Credits transfer `t` to the payment owning its receiving address; returns that
+/// payment when something changed. From the scanner (`provisional` false) a log
+/// already recorded provisionally becomes confirmed; a provisional record never
+/// overwrites anything.
+fn insert_transfer(
+    c: &Connection,
+    t: &Transfer,
+    now: u64,
+    provisional: bool,
+) -> StoreResult<Option<String>> {
+    let payment: Option<String> = c
+        .prepare_cached("SELECT id FROM payments WHERE address_lc = ?1")
+        .db()?
+        .query_row(params![t.to.to_ascii_lowercase()], |r| r.get(0))
+        .optional()
+        .db()?;
+    let Some(payment) = payment else {
+        return Ok(None); // not one of ours
+    };
+    let on_conflict = if provisional {
+        "DO NOTHING"
+    } else {
+        "DO UPDATE SET provisional = 0, block_number = excluded.block_number, \
+         block_hash = excluded.block_hash WHERE transfers.provisional = 1"
+    };
+    let changed = c
+        .prepare_cached(&format!(
+            "INSERT INTO transfers (chain_id, tx_hash, log_index, block_number, \
+             block_hash, payment_id, to_address, from_address, value, seen_at, provisional) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (chain_id, tx_hash, log_index) {on_conflict}"
+        ))
+        .db()?
+        .execute(params![
+            U64(t.chain_id),
+            t.tx_hash.to_ascii_lowercase(),
+            U64(t.log_index),
+            U64(t.block_number),
+            t.block_hash.to_ascii_lowercase(),
+            payment,
+            t.to,
+            t.from,
+            t.value.0.to_string(),
+            U64(now),
+            i64::from(provisional),
+        ])
+        .db()?;
+    Ok((changed > 0).then_some(payment))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn claim(
@@ -772,40 +870,36 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let mut touched = BTreeSet::new();
             for t in &batch.transfers {
-                let payment: Option<String> = c
-                    .prepare_cached("SELECT id FROM payments WHERE address_lc = ?1")
-                    .db()?
-                    .query_row(params![t.to.to_ascii_lowercase()], |r| r.get(0))
-                    .optional()
-                    .db()?;
-                let Some(payment) = payment else {
-                    continue; // not one of ours
-                };
-                let inserted = c
-                    .prepare_cached(
-                        "INSERT INTO transfers (chain_id, tx_hash, log_index, block_number, \
-                         block_hash, payment_id, to_address, from_address, value, seen_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                         ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING",
-                    )
-                    .db()?
-                    .execute(params![
-                        U64(t.chain_id),
-                        t.tx_hash.to_ascii_lowercase(),
-                        U64(t.log_index),
-                        U64(t.block_number),
-                        t.block_hash.to_ascii_lowercase(),
-                        payment,
-                        t.to,
-                        t.from,
-                        t.value.0.to_string(),
-                        U64(batch.now),
-                    ])
-                    .db()?;
-                if inserted > 0 {
-                    touched.insert(payment);
+                if let Some(p) = insert_transfer(c, t, batch.now, false)? {
+                    touched.insert(p);
                 }
             }
+            // A provisional transfer (a challenge answer's) in the scanned range that
+            // the scan did not confirm is not on the canonical chain: forget it.
+            {
+                let mut stale = c
+                    .prepare_cached(
+                        "SELECT payment_id FROM transfers WHERE chain_id = ?1 \
+                         AND provisional = 1 AND block_number <= ?2",
+                    )
+                    .db()?;
+                for id in stale
+                    .query_map(
+                        params![U64(batch.chain_id), U64(batch.checkpoint.number)],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .db()?
+                {
+                    touched.insert(id.db()?);
+                }
+            }
+            c.prepare_cached(
+                "DELETE FROM transfers WHERE chain_id = ?1 AND provisional = 1 \
+                 AND block_number <= ?2",
+            )
+            .db()?
+            .execute(params![U64(batch.chain_id), U64(batch.checkpoint.number)])
+            .db()?;
             set_checkpoint(
                 c,
                 batch.chain_id,
@@ -814,6 +908,25 @@ impl Store for SqliteStore {
             )?;
             remember_block(c, batch.chain_id, &batch.checkpoint)?;
             reevaluate(c, batch.chain_id, batch.head, batch.now, touched)
+        })
+        .await
+    }
+
+    async fn record_provisional(
+        &self,
+        transfers: Vec<Transfer>,
+        head: u64,
+        now: u64,
+    ) -> StoreResult<Vec<StateChange>> {
+        self.write(move |c| {
+            let mut touched = BTreeSet::new();
+            let chain_id = transfers.first().map_or(0, |t| t.chain_id);
+            for t in &transfers {
+                if let Some(p) = insert_transfer(c, t, now, true)? {
+                    touched.insert(p);
+                }
+            }
+            reevaluate(c, chain_id, head, now, touched)
         })
         .await
     }
