@@ -498,6 +498,7 @@ async fn seed_basket_program_in_headless_chromium() {
         other => b.die(&tg, &format!("the script exited with {other:?} after DONE")),
     }
     eprintln!("--- basket.mjs stderr ---\n{}", b.stderr());
+    eprintln!("--- basket.mjs events ---\n{}", b.seen.join("\n"));
 
     // After the exchange: the deluxe edition opens with the new receipt; the old
     // receipt no longer opens the CD it refunded, nor does the new one.

@@ -226,8 +226,9 @@ async function seedExchange(context, cfg) {
   if (deluxe.productID !== DELUXE || deluxe.itemPrice !== 17.98 || 'receipt' in deluxe) fail(`seed: the purchase sent ${JSON.stringify(deluxe)}`);
   out('REFUND_PROOF');
 
-  await step('seed: wait for the challenge', STEP_MS, () => page.waitForFunction(() => window.__challenges.length > 0));
-  const [[type, value]] = await page.evaluate(() => window.__challenges);
+  // The library keeps the challenge it hands the seed's paymentChallenge on the basket.
+  await step('seed: wait for the challenge', STEP_MS, () => page.waitForFunction(() => window.myBasket && myBasket.challenge));
+  const { type, value } = await page.evaluate(() => myBasket.challenge);
   out(`CHALLENGE seed ${type} ${value}`);
   const payment = await page.evaluate(() => myBasket.payment);
   const tx = await nextTx(page, 'seed', 0);
