@@ -1463,13 +1463,45 @@
     }
   }
 
+  // How long payEip681 waits for its transaction to be mined (a payment's own expiry).
+  var MINED_WITHIN_MS = 30 * 60 * 1000;
+
+  /**
+   * Waits (polling the wallet's eth_getTransactionReceipt) until `tx` is mined; a
+   * reverted transaction is an error.
+   */
+  async function mined(eth, tx, say) {
+    var deadline = Date.now() + MINED_WITHIN_MS;
+    say('Transaction ' + tx + ' sent; waiting for it to be mined…');
+    for (;;) {
+      var r = null;
+      try {
+        r = await eth.request({ method: 'eth_getTransactionReceipt', params: [tx] });
+      } catch (e) {
+        r = null; // a flaky node: ask again
+      }
+      if (r && r.blockNumber) {
+        if (r.status !== undefined && r.status !== null && BigInt(r.status) === 0n) {
+          throw new TollgateError('send_failed', 'Transaction ' + tx + ' failed on chain (reverted): nothing was paid.');
+        }
+        return r;
+      }
+      if (Date.now() > deadline) {
+        throw new TollgateError('not_mined', 'Transaction ' + tx + ' was not mined within 30 minutes.');
+      }
+      await new Promise(function (resolve) { setTimeout(resolve, config.pollMs); });
+    }
+  }
+
   /**
    * Pays the EIP-681 transfer `uri` (e.g. from a basket's text challenge) through the
    * browser's EIP-1193 wallet, as the dialog does: eth_requestAccounts, the chain
    * checked (and switched), the token balance checked, one eth_sendTransaction of
-   * transfer(address, amount). Resolves with the transaction hash; rejects with a
-   * TollgateError (`bad_uri`, `no_wallet`, `rejected`, `wrong_chain`,
-   * `insufficient_balance`, …). `opts`: `{decimals (default 8), onStatus(text)}`.
+   * transfer(address, amount); then waits until the transaction is mined (tollgate
+   * checks a challenge's answer on chain; `{mined: false}` skips the wait). Resolves
+   * with the transaction hash; rejects with a TollgateError (`bad_uri`, `no_wallet`,
+   * `rejected`, `wrong_chain`, `insufficient_balance`, `send_failed`, …). `opts`:
+   * `{decimals (default 8), mined (default true), onStatus(text)}`.
    */
   async function payEip681(uri, opts) {
     opts = opts || {};
@@ -1485,6 +1517,9 @@
     var tx = await payWithProvider(eth, entry, quietUi(null, opts.onStatus));
     if (!/^0x[0-9a-fA-F]{64}$/.test(tx)) {
       throw new TollgateError('send_failed', 'The wallet answered no transaction hash (' + tx + ').');
+    }
+    if (opts.mined !== false) {
+      await mined(eth, tx, function (text) { if (opts.onStatus) callBack(opts.onStatus, [text]); });
     }
     return tx;
   }
