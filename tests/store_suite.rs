@@ -31,6 +31,7 @@ pub mod checks {
     use tokio::sync::Barrier;
     use tollgate::amount::Amount;
     use tollgate::payments::state::PaymentState;
+    use tollgate::store::basket::{BasketLine, BasketState, BasketWrite, NewBasket};
     use tollgate::store::{
         BlockRef, NewPayment, Payment, ScanBatch, StateChange, Store, StoreError, Transfer,
     };
@@ -908,6 +909,328 @@ pub mod checks {
         let store = backend.open().await;
         assert_eq!(store.due_deliveries(100, 10).await.unwrap(), before);
     }
+
+    /// A new basket `n` (id and secret hash from `n`), open until `expires_at`.
+    pub fn basket(n: u8, expires_at: u64) -> NewBasket {
+        NewBasket {
+            id: format!("{n:016x}"),
+            secret_hash: [n; 32],
+            customer_id: "c".into(),
+            shop_id: "shop".into(),
+            created_at: 10,
+            expires_at,
+        }
+    }
+
+    /// A line of `product`.
+    pub fn line(product: &str, count: u32, refund_of: Option<&str>) -> BasketLine {
+        BasketLine {
+            product_id: product.into(),
+            refund: refund_of.is_some(),
+            count,
+            refund_of: refund_of.map(str::to_string),
+            unlocks: vec![format!("/{product}/*")],
+        }
+    }
+
+    /// A basket `n` that bought `products`, checked out into payment `pid_n` and paid
+    /// at block 10: returns the payment.
+    pub async fn paid_basket(store: &dyn Store, n: u8, products: &[&str]) -> Payment {
+        store.create_basket(basket(n, 1000)).await.unwrap();
+        for (i, p) in products.iter().enumerate() {
+            let w = store
+                .put_line(&format!("{n:016x}"), i as u64, line(p, 1, None), 20)
+                .await
+                .unwrap();
+            assert_eq!(w, BasketWrite::Done);
+        }
+        let id = format!("{n:016x}");
+        let w = store
+            .lock_basket(&id, products.len() as u64, "tok", "url", 0)
+            .await
+            .unwrap();
+        assert_eq!(w, BasketWrite::Done);
+        let p = claim(store, due(u64::from(n) + 100, Some(n), 100, 1, 1000)).await;
+        store.set_basket_payment(&id, &p.id).await.unwrap();
+        pay(store, &p, u64::from(n)).await;
+        get(store, &p.id).await
+    }
+
+    /// Pays `p` in full with transaction `tx`, at block 10.
+    pub async fn pay(store: &dyn Store, p: &Payment, tx: u64) {
+        store
+            .apply_scan(batch(
+                vec![transfer(tx, 0, 10, &p.address, p.amount.0)],
+                10,
+                10,
+                100,
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// Rules out: a change based on a stale read of a basket (a check such as
+    /// max_total passed by two concurrent adds), and changes after checkout.
+    pub async fn basket_changes_only_at_the_revision_read(store: Arc<dyn Store>) {
+        store.create_basket(basket(1, 1000)).await.unwrap();
+        let id = format!("{:016x}", 1);
+        let b = store.basket(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (b.state, b.revision, b.lines.len()),
+            (BasketState::Open, 0, 0)
+        );
+        assert_eq!(store.basket_by_secret(&[1; 32]).await.unwrap(), Some(b));
+        assert_eq!(store.basket_by_secret(&[2; 32]).await.unwrap(), None);
+        let put = |rev, l| {
+            let store = store.clone();
+            let id = id.clone();
+            async move { store.put_line(&id, rev, l, 20).await.unwrap() }
+        };
+        assert_eq!(put(0, line("a", 1, None)).await, BasketWrite::Done);
+        assert_eq!(put(0, line("b", 1, None)).await, BasketWrite::Stale);
+        assert_eq!(put(1, line("b", 2, None)).await, BasketWrite::Done);
+        // The same product and sign: the line is replaced in place.
+        assert_eq!(put(2, line("a", 5, None)).await, BasketWrite::Done);
+        let b = store.basket(&id).await.unwrap().unwrap();
+        let got: Vec<(&str, u32)> = b
+            .lines
+            .iter()
+            .map(|l| (l.product_id.as_str(), l.count))
+            .collect();
+        assert_eq!(got, vec![("a", 5), ("b", 2)]);
+        // Expired: no change.
+        assert_eq!(
+            store
+                .put_line(&id, 3, line("c", 1, None), 1001)
+                .await
+                .unwrap(),
+            BasketWrite::Stale
+        );
+        assert_eq!(
+            store.lock_basket(&id, 2, "t", "url", 0).await.unwrap(),
+            BasketWrite::Stale
+        );
+        assert_eq!(
+            store.lock_basket(&id, 3, "t", "text", 2000).await.unwrap(),
+            BasketWrite::Done
+        );
+        let b = store.basket(&id).await.unwrap().unwrap();
+        assert_eq!(b.state, BasketState::CheckedOut);
+        assert_eq!(
+            (
+                b.contract_token.as_deref(),
+                b.challenge.as_deref(),
+                b.expires_at
+            ),
+            (Some("t"), Some("text"), 2000)
+        );
+        assert_eq!(put(4, line("c", 1, None)).await, BasketWrite::Stale);
+        // A duplicate id or secret is refused.
+        assert!(store.create_basket(basket(1, 5)).await.is_err());
+    }
+
+    /// Rules out: one purchase refunded twice (by two baskets, or two concurrent
+    /// requests), and a refund that counts before its basket is paid.
+    pub async fn a_purchase_is_refunded_once(store: Arc<dyn Store>) {
+        let p = paid_basket(&*store, 1, &["x", "y"]).await;
+        assert_eq!(p.state, PaymentState::Paid);
+        let bought = store.purchases(&p.id).await.unwrap();
+        assert_eq!(bought.len(), 2);
+        assert!(bought.iter().all(|b| !b.refunded && b.count == 1));
+        assert_eq!(bought[0].unlocks, vec!["/x/*".to_string()]);
+        // Four baskets race to refund x of p: one holds it.
+        for n in 2..=5 {
+            store.create_basket(basket(n, 1000)).await.unwrap();
+        }
+        let barrier = Arc::new(Barrier::new(4));
+        let mut tasks = Vec::new();
+        for n in 2..=5u8 {
+            let (store, barrier, pid) = (store.clone(), barrier.clone(), p.id.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .put_line(&format!("{n:016x}"), 0, line("x", 1, Some(&pid)), 20)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(t.await.unwrap());
+        }
+        assert_eq!(
+            done.iter().filter(|w| **w == BasketWrite::Done).count(),
+            1,
+            "{done:?}"
+        );
+        assert_eq!(
+            done.iter()
+                .filter(|w| **w == BasketWrite::RefundTaken)
+                .count(),
+            3
+        );
+        let holder = 2 + done.iter().position(|w| *w == BasketWrite::Done).unwrap() as u8;
+        let holder_id = format!("{holder:016x}");
+        // A refused refund left the basket unchanged (revision too).
+        let loser = if holder == 2 { 3u8 } else { 2u8 };
+        let lb = store
+            .basket(&format!("{loser:016x}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((lb.revision, lb.lines.len()), (0, 0));
+        // Held, not final: nothing refunded yet.
+        assert!(store
+            .purchases(&p.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|b| !b.refunded));
+        // The holder checks out and pays: the refund is final.
+        assert_eq!(
+            store
+                .lock_basket(&holder_id, 1, "t", "url", 0)
+                .await
+                .unwrap(),
+            BasketWrite::Done
+        );
+        let q = claim(&*store, due(50, Some(50), 100, 1, 1000)).await;
+        store.set_basket_payment(&holder_id, &q.id).await.unwrap();
+        assert_eq!(store.refunded_by(&q.id).await.unwrap(), vec![hash(1)]);
+        pay(&*store, &q, 50).await;
+        let bought = store.purchases(&p.id).await.unwrap();
+        let refunded: Vec<(&str, bool)> = bought
+            .iter()
+            .map(|b| (b.product_id.as_str(), b.refunded))
+            .collect();
+        assert_eq!(refunded, vec![("x", true), ("y", false)]);
+        // Released after being paid: the refund stays final, and x stays taken.
+        store.release_basket(&holder_id).await.unwrap();
+        assert!(store.purchases(&p.id).await.unwrap()[0].refunded);
+        store.create_basket(basket(9, 1000)).await.unwrap();
+        assert_eq!(
+            store
+                .put_line(&format!("{:016x}", 9), 0, line("x", 1, Some(&p.id)), 20)
+                .await
+                .unwrap(),
+            BasketWrite::RefundTaken
+        );
+        // y is still refundable.
+        assert_eq!(
+            store
+                .put_line(&format!("{:016x}", 9), 0, line("y", 1, Some(&p.id)), 20)
+                .await
+                .unwrap(),
+            BasketWrite::Done
+        );
+    }
+
+    /// Rules out: a refund held forever by an abandoned basket.
+    pub async fn released_and_expired_baskets_free_their_refunds(store: Arc<dyn Store>) {
+        let p = paid_basket(&*store, 1, &["x"]).await;
+        store.create_basket(basket(2, 500)).await.unwrap();
+        store.create_basket(basket(3, 1000)).await.unwrap();
+        store.create_basket(basket(4, 1000)).await.unwrap();
+        let refund = |n: u8, now: u64| {
+            let (store, pid) = (store.clone(), p.id.clone());
+            async move {
+                store
+                    .put_line(&format!("{n:016x}"), 0, line("x", 1, Some(&pid)), now)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(refund(2, 100).await, BasketWrite::Done);
+        assert_eq!(refund(3, 100).await, BasketWrite::RefundTaken);
+        // Basket 2 passed its expiry: its hold no longer counts.
+        assert_eq!(refund(3, 600).await, BasketWrite::Done);
+        // Released by its holder: the hold goes with it.
+        store.release_basket(&format!("{:016x}", 3)).await.unwrap();
+        let b3 = store.basket(&format!("{:016x}", 3)).await.unwrap().unwrap();
+        assert_eq!(b3.state, BasketState::Released);
+        assert_eq!(refund(4, 600).await, BasketWrite::Done);
+        // The sweep releases what expired unpaid (2), never a paid basket (1).
+        assert_eq!(store.release_expired_baskets(1500).await.unwrap(), 2);
+        let b1 = store.basket(&format!("{:016x}", 1)).await.unwrap().unwrap();
+        assert_eq!(b1.state, BasketState::CheckedOut);
+    }
+
+    /// Rules out: a transaction hash a payer names counting as confirmed before the
+    /// scanner saw it, and a phantom (off-chain or reorged) one surviving the scan.
+    pub async fn provisional_transfers_wait_for_the_scanner(store: Arc<dyn Store>) {
+        let zero_conf = claim(&*store, due(1, Some(1), 100, 0, 1000)).await;
+        let phantom = claim(&*store, due(2, Some(2), 100, 1, 1000)).await;
+        let t1 = transfer(1, 0, 12, &zero_conf.address, 100);
+        let t2 = transfer(2, 0, 12, &phantom.address, 100);
+        let changes = store
+            .record_provisional(vec![t1.clone(), t2.clone()], 20, 100)
+            .await
+            .unwrap();
+        // Seen with the full amount, never paid on a hash alone (not even at 0 confirmations).
+        // (Changes come in derivation order.)
+        assert_eq!(
+            moves(&changes),
+            vec![
+                (
+                    zero_conf.id.clone(),
+                    PaymentState::New,
+                    PaymentState::Confirming
+                ),
+                (
+                    phantom.id.clone(),
+                    PaymentState::New,
+                    PaymentState::Confirming
+                ),
+            ]
+        );
+        // Recording it again changes nothing.
+        assert!(store
+            .record_provisional(vec![t1.clone()], 20, 100)
+            .await
+            .unwrap()
+            .is_empty());
+        // The scanner reaches block 12: it finds t1 (confirmed → paid), not t2 (dropped).
+        let changes = store
+            .apply_scan(batch(vec![t1.clone()], 20, 20, 110))
+            .await
+            .unwrap();
+        assert_eq!(
+            moves(&changes),
+            vec![
+                (
+                    zero_conf.id.clone(),
+                    PaymentState::Confirming,
+                    PaymentState::Paid
+                ),
+                (
+                    phantom.id.clone(),
+                    PaymentState::Confirming,
+                    PaymentState::New
+                ),
+            ]
+        );
+        assert_eq!(store.transfers_of(&zero_conf.id).await.unwrap(), vec![t1]);
+        assert!(store.transfers_of(&phantom.id).await.unwrap().is_empty());
+        // A provisional record never overwrites a scanned one.
+        assert!(store
+            .record_provisional(vec![transfer(1, 0, 99, &zero_conf.address, 100)], 120, 120)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store.transfers_of(&zero_conf.id).await.unwrap()[0].block_number,
+            12
+        );
+    }
+
+    /// Rules out: a payment of nothing (a basket whose refunds cover it) waiting
+    /// forever for a transfer, or expiring.
+    pub async fn nothing_due_is_paid_at_once(store: Arc<dyn Store>) {
+        let p = claim(&*store, due(1, Some(1), 0, 3, 1000)).await;
+        assert_eq!((p.state, p.paid_at), (PaymentState::Paid, Some(50)));
+        assert!(store.refresh(CHAIN, 10, 5000).await.unwrap().is_empty());
+        assert_eq!(get(&*store, &p.id).await.state, PaymentState::Paid);
+    }
 }
 
 /// A SQLite database in a unique temporary file, removed (with its WAL files)
@@ -981,6 +1304,11 @@ sqlite_checks!(
     large_amounts_are_exact,
     paid_payment_queues_exactly_one_postback,
     delivery_attempts_keep_one_id,
+    basket_changes_only_at_the_revision_read,
+    #[flavor = "multi_thread", worker_threads = 2] a_purchase_is_refunded_once,
+    released_and_expired_baskets_free_their_refunds,
+    provisional_transfers_wait_for_the_scanner,
+    nothing_due_is_paid_at_once,
 );
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use crate::payments::service::{ClaimError, ClaimProof, PaymentService};
 use crate::payments::state::PaymentState;
 use crate::receipt;
 use crate::store::basket::{Basket, BasketLine, BasketState, BasketWrite, NewBasket};
-use crate::store::{Payment, Transfer};
+use crate::store::{Payment, StateChange, Transfer};
 
 use super::item::{self, ItemRequest};
 use super::view::{bill_json, bill_of, describe, signed_decimal};
@@ -391,14 +391,16 @@ pub async fn add_item(
                 let b = load(app, id, caller.secret(), now).await?;
                 return view(app, &b).await;
             }
-            BasketWrite::RefundTaken => return Err(BasketError::new(
-                403,
-                "payment_refund_failed",
-                &format!(
+            BasketWrite::RefundTaken => {
+                return Err(BasketError::new(
+                    403,
+                    "payment_refund_failed",
+                    &format!(
                     "{} of that purchase is already refunded, or held for refund by another basket",
                     req.product.id
                 ),
-            )),
+                ))
+            }
             BasketWrite::Stale => continue,
         }
     }
@@ -618,6 +620,15 @@ async fn finish_checkout(app: &App, b: &Basket, caller: Caller<'_>) -> Result<Va
                 .set_basket_payment(&b.id, &claimed.payment.id)
                 .await
                 .map_err(BasketError::store)?;
+            if claimed.payment.state.unlocks() {
+                // Nothing was due: paid at once, so the refunds it holds are final
+                // now, and the paid facts of the payments they refund change.
+                svc.on_changes(&[StateChange {
+                    payment: claimed.payment.clone(),
+                    from: PaymentState::New,
+                }])
+                .await;
+            }
             claimed.payment
         }
     };
