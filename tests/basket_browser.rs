@@ -83,9 +83,11 @@ tax_rate = "0.20"
 
 /// (1) Buys the CD through a basket: the default (url) challenge names the payment
 /// page; this shopper pays the payment's EIP-681 URI from the browser wallet instead
-/// and answers nothing (tollgate's watcher finds the transfer).
+/// and answers nothing (tollgate's watcher finds the transfer). The page's own
+/// `window.webinos` (another implementation's) is extended, never replaced.
 const BUY_CD_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Ladytron shop: the CD</title>
+<script>window.webinos = { keep: 1, payment: { other: 2 } };</script>
 <script src="/_tollgate/tollgate.js"></script></head>
 <body><main><h1>Ladytron shop</h1></main>
 <script>

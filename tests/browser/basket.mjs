@@ -163,6 +163,9 @@ async function open(page, cfg, path, want) {
 async function buyCd(context, cfg) {
   const page = watch(await context.newPage(), 'cd');
   await step('cd: open the shop page', STEP_MS, () => page.goto(`${cfg.base}/shop/buy-cd.html`));
+  // The page had a webinos object of its own: extended, not replaced.
+  const w = await page.evaluate(() => [window.webinos.keep, window.webinos.payment.other, typeof webinos.payment.createShoppingBasket]);
+  if (w[0] !== 1 || w[1] !== 2 || w[2] !== 'function') fail(`cd: window.webinos after the library: ${JSON.stringify(w)}`);
   await step('cd: wait for the challenge', STEP_MS, () => page.waitForFunction(() => window.__shop.challenges.length > 0 || window.__shop.error));
   const shop = await page.evaluate(() => ({ challenges: window.__shop.challenges, error: window.__shop.error, payment: myBasket.payment, type: myBasket.challengeType }));
   if (shop.error) fail(`cd: the basket failed: ${JSON.stringify(shop.error)}`);
