@@ -21,6 +21,16 @@
  *   tollgate.fetch(input, init)
  *       fetch() that meets a 402 with the same flow (no navigation) and retries with
  *       `Authorization: Tollgate <receipt>`; stored receipts are sent up front.
+ *   webinos.payment.createShoppingBasket(success, error, serviceProviderID, customerID, shopID)
+ *       The webinos Payment API's shopping basket over tollgate's basket endpoints
+ *       (added to an existing `window.webinos`): addItem, update, checkout (with the
+ *       challenge callback; success only once paid and the receipt stored),
+ *       answerChallenge, release. Also `tollgate.createShoppingBasket`, and
+ *       `tollgate.resumeShoppingBasket(success, error)` for the basket this browser
+ *       still has open (after a reload).
+ *   tollgate.payEip681(uri)
+ *       Pays an EIP-681 token transfer through the browser wallet (e.g. inside a
+ *       basket's challenge callback); resolves with the transaction hash.
  *
  * Money is integer base units end to end: BigInt or decimal strings, never Number.
  * Nothing is claimed or paid before the user presses Confirm.
@@ -704,9 +714,10 @@
   /**
    * GET the terms at `contractUrl`, recompute their hash and compare it with the one
    * the contract URL announces (`X-Taler-Contract-Hash`) and, when given, the one
-   * the caller was announced (the 402's). Refused terms are never shown.
+   * the caller was announced (the 402's). Refused terms are never shown. `check`
+   * checks their shape (default: an offer's, `checkTerms`).
    */
-  async function loadContract(contractUrl, announced) {
+  async function loadContract(contractUrl, announced, check) {
     var url = new URL(contractUrl, location.href);
     var r;
     try {
@@ -750,7 +761,7 @@
         { announced: expected, computed: computed }
       );
     }
-    checkTerms(terms);
+    (check || checkTerms)(terms);
     var token = decodeURIComponent(url.pathname.split('/').pop() || '');
     if (!token) throw new TollgateError('bad_terms', 'The contract URL names no contract token.');
     return { terms: terms, hash: computed, token: token, contractUrl: url.href };
@@ -900,6 +911,10 @@
    * transfer(address, amount) to the token.
    */
   async function payWithProvider(eth, entry, ui) {
+    // An entry without a contract hash (tollgate.payEip681) is not a wallet entry.
+    var save = function () {
+      if (entry.hash) wallet.put(entry);
+    };
     ui.phase('wallet');
     ui.status('Connecting to your wallet…');
     var accounts;
@@ -962,20 +977,21 @@
     var data = '0xa9059cbb' + word(entry.address) + amount.toString(16).padStart(64, '0');
     entry.state = 'sending';
     entry.from = from;
-    wallet.put(entry);
+    save();
     ui.status('Confirm the payment of ' + entry.amount + ' 0xBTC in your wallet…');
     var tx;
     try {
       tx = await eth.request({ method: 'eth_sendTransaction', params: [{ from: from, to: entry.token, data: data }] });
     } catch (e) {
       entry.state = 'claimed';
-      wallet.put(entry);
+      save();
       throw walletError(e, 'send');
     }
     entry.state = 'sent';
     entry.tx_hash = String(tx);
-    wallet.put(entry);
+    save();
     ui.status('Payment sent (transaction ' + entry.tx_hash + '). Waiting for the network…');
+    return entry.tx_hash;
   }
 
   // ---- watching the payment ------------------------------------------------------------
@@ -1368,6 +1384,645 @@
     return resume(entry, false, null);
   }
 
+  // ---- paying an EIP-681 URI from page code ---------------------------------------------
+
+  /**
+   * A non-negative integer as EIP-681 writes one (`2014000000`, also `2.014e9`), as a
+   * BigInt; null for anything else (a fraction included).
+   */
+  function uint256Of(s) {
+    var m = /^([0-9]+)(?:\.([0-9]+))?(?:[eE]\+?([0-9]+))?$/.exec(s || '');
+    if (!m) return null;
+    var frac = (m[2] || '').replace(/0+$/, '');
+    var exp = Number(m[3] || '0');
+    if (exp > 78 || frac.length > exp) return null;
+    return BigInt(m[1] + frac) * 10n ** BigInt(exp - frac.length);
+  }
+
+  var EIP681 = /^ethereum:(?:pay-)?(0x[0-9a-fA-F]{40})@([0-9]+)\/transfer\?([^#\s]*)$/;
+
+  /**
+   * An EIP-681 ERC-20 transfer, as tollgate writes them
+   * (`ethereum:<token>@<chain id>/transfer?address=<to>&uint256=<base units>`):
+   * `{token, chain_id, address, amount_base_units}` (the amount a decimal string of
+   * base units). Throws a TollgateError (`bad_uri`) for anything else.
+   */
+  function parseEip681(uri) {
+    var bad = function (why) {
+      return new TollgateError('bad_uri', 'Not an EIP-681 token transfer this wallet can pay (' + why + '): ' + String(uri));
+    };
+    var m = typeof uri === 'string' ? EIP681.exec(uri.trim()) : null;
+    if (!m) throw bad('expected ethereum:<token>@<chain id>/transfer?address=…&uint256=…');
+    var chain = Number(m[2]);
+    if (!isInt(chain) || chain === 0) throw bad('chain id');
+    var q = new URLSearchParams(m[3]);
+    var to = q.get('address') || '';
+    if (!ADDRESS.test(to)) throw bad('recipient address');
+    var units = uint256Of(q.get('uint256'));
+    if (units === null || units <= 0n || units >= 2n ** 256n) throw bad('amount');
+    return { token: m[1], chain_id: chain, address: to, amount_base_units: units.toString() };
+  }
+
+  /**
+   * A stand-in for the dialog where the page owns the UI (baskets, payEip681): no
+   * element; `onState` hears every status.json, `onText` the progress in words.
+   * `dismiss()` stops whatever waits on it (as closing the dialog does).
+   */
+  function quietUi(onState, onText) {
+    var waiting = new Set();
+    return {
+      closed: false,
+      $: {},
+      phase: function () {},
+      status: function (text) {
+        if (text && onText) callBack(onText, [text]);
+      },
+      showState: function (s) {
+        if (onState) callBack(onState, [s]);
+      },
+      onDismiss: function (f) {
+        waiting.add(f);
+        return function () { waiting.delete(f); };
+      },
+      dismiss: function () {
+        if (this.closed) return;
+        this.closed = true;
+        waiting.forEach(function (g) { g(); });
+        waiting.clear();
+      },
+    };
+  }
+
+  /** Calls a page's callback; what it throws stays the page's own error (reported, not ours). */
+  function callBack(f, args) {
+    if (typeof f !== 'function') return;
+    try {
+      f.apply(null, args || []);
+    } catch (e) {
+      setTimeout(function () { throw e; });
+    }
+  }
+
+  // How long payEip681 waits for its transaction to be mined (a payment's own expiry).
+  var MINED_WITHIN_MS = 30 * 60 * 1000;
+
+  /**
+   * Waits (polling the wallet's eth_getTransactionReceipt) until `tx` is mined; a
+   * reverted transaction is an error.
+   */
+  async function mined(eth, tx, say) {
+    var deadline = Date.now() + MINED_WITHIN_MS;
+    say('Transaction ' + tx + ' sent; waiting for it to be mined…');
+    for (;;) {
+      var r = null;
+      try {
+        r = await eth.request({ method: 'eth_getTransactionReceipt', params: [tx] });
+      } catch (e) {
+        r = null; // a flaky node: ask again
+      }
+      if (r && r.blockNumber) {
+        if (r.status !== undefined && r.status !== null && BigInt(r.status) === 0n) {
+          throw new TollgateError('send_failed', 'Transaction ' + tx + ' failed on chain (reverted): nothing was paid.');
+        }
+        return r;
+      }
+      if (Date.now() > deadline) {
+        throw new TollgateError('not_mined', 'Transaction ' + tx + ' was not mined within 30 minutes.');
+      }
+      await new Promise(function (resolve) { setTimeout(resolve, config.pollMs); });
+    }
+  }
+
+  /**
+   * Pays the EIP-681 transfer `uri` (e.g. from a basket's text challenge) through the
+   * browser's EIP-1193 wallet, as the dialog does: eth_requestAccounts, the chain
+   * checked (and switched), the token balance checked, one eth_sendTransaction of
+   * transfer(address, amount); then waits until the transaction is mined (tollgate
+   * checks a challenge's answer on chain; `{mined: false}` skips the wait). Resolves
+   * with the transaction hash; rejects with a TollgateError (`bad_uri`, `no_wallet`,
+   * `rejected`, `wrong_chain`, `insufficient_balance`, `send_failed`, …). `opts`:
+   * `{decimals (default 8), mined (default true), onStatus(text)}`.
+   */
+  async function payEip681(uri, opts) {
+    opts = opts || {};
+    var t = parseEip681(uri);
+    var eth = provider();
+    if (!eth) throw new TollgateError('no_wallet', 'This browser has no wallet (window.ethereum) to pay with. Nothing was sent.');
+    var decimals = isInt(opts.decimals) ? opts.decimals : 8;
+    var entry = Object.assign(t, {
+      state: 'claimed',
+      decimals: decimals,
+      amount: fromBaseUnits(BigInt(t.amount_base_units), decimals),
+    });
+    var tx = await payWithProvider(eth, entry, quietUi(null, opts.onStatus));
+    if (!/^0x[0-9a-fA-F]{64}$/.test(tx)) {
+      throw new TollgateError('send_failed', 'The wallet answered no transaction hash (' + tx + ').');
+    }
+    if (opts.mined !== false) {
+      await mined(eth, tx, function (text) { if (opts.onStatus) callBack(opts.onStatus, [text]); });
+    }
+    return tx;
+  }
+
+  // ---- the shopping basket: webinos.payment (SPEC sections 8 and 9) ---------------------
+
+  /** The seed's PaymentError: `{code, message}` (plain data, as its dictionary). */
+  function paymentError(code, message, extra) {
+    return Object.assign({ code: code, message: message }, extra || {});
+  }
+
+  // Library failures while watching a checkout's payment that mean "the charge failed".
+  var CHARGE_FAILED = { expired: 1, underpaid: 1, refunded: 1, unknown_payment: 1 };
+
+  /** Any failure as a PaymentError. */
+  function asPaymentError(e) {
+    if (e instanceof TollgateError) {
+      return paymentError(CHARGE_FAILED[e.code] ? 'payment_charge_failed' : e.code, e.message, { reason: e.code });
+    }
+    if (e && typeof e === 'object' && isStr(e.code) && isStr(e.message)) return e;
+    return paymentError('internal_error', String((e && e.message) || e));
+  }
+
+  /**
+   * One call to `{pay_prefix}/basket{path}` with the basket's secret; the JSON answer,
+   * or a PaymentError: tollgate's own `{code, message}` (with `status`), or
+   * `network_error`.
+   */
+  async function basketCall(method, path, secret, body) {
+    var headers = { Accept: 'application/json' };
+    if (secret) headers.Authorization = 'Basket ' + secret;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    var r;
+    try {
+      r = await fetch(BASE + '/basket' + path, {
+        method: method,
+        credentials: 'same-origin',
+        cache: 'no-store',
+        headers: headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      throw paymentError('network_error', 'Could not reach tollgate (' + e.message + ').');
+    }
+    var j = await readJson(r);
+    if (!r.ok) {
+      throw paymentError(
+        isStr(j.code) ? j.code : 'http_' + r.status,
+        isStr(j.message) ? j.message : 'tollgate answered HTTP ' + r.status + '.',
+        { status: r.status }
+      );
+    }
+    return j;
+  }
+
+  function malformed(what) {
+    return paymentError('bad_answer', 'tollgate\'s answer to ' + what + ' is malformed; nothing was paid.');
+  }
+
+  /** Whether an itemPrice (a JSON number or a decimal string) is a refund; no arithmetic. */
+  function isRefund(price) {
+    return typeof price === 'number' ? price < 0 : /^\s*-/.test(String(price));
+  }
+
+  /** What addItem sends: the ShoppingItem's own fields (amounts exactly as the page wrote them). */
+  function itemBody(item) {
+    if (!item || typeof item !== 'object') throw paymentError('bad_request', 'addItem needs a ShoppingItem.');
+    var body = {};
+    ['productID', 'description', 'currency', 'itemPrice', 'itemCount', 'itemsPrice', 'receipt'].forEach(function (k) {
+      if (item[k] !== undefined && item[k] !== null) body[k] = item[k];
+    });
+    if (body.itemCount === undefined) body.itemCount = 1;
+    return body;
+  }
+
+  /**
+   * The newest stored receipt of a basket purchase (at this tollgate) whose `products`
+   * hold `productID`: what proves a refunded product is held.
+   */
+  function heldReceipt(productID) {
+    var t = nowSecs();
+    var held = wallet.list().filter(function (e) {
+      return (
+        e.receipt && e.exp > t && Array.isArray(e.products) && e.products.indexOf(productID) >= 0 &&
+        (!e.base || e.base === BASE)
+      );
+    });
+    held.sort(function (a, b) { return (b.updated || 0) - (a.updated || 0); });
+    return held[0] || null;
+  }
+
+  /** The shape of a basket's contract terms (lines may be negative: refunds, rebates). */
+  function checkBasketTerms(t) {
+    var bad = function (why) {
+      return new TollgateError('bad_terms', 'The basket\'s contract is malformed (' + why + '); it was refused. Nothing was paid.');
+    };
+    if (!t || typeof t !== 'object' || Array.isArray(t)) throw bad('not an object');
+    if (t.version !== 1) throw bad('unknown version ' + t.version);
+    if (!isStr(t.amount) || !isInt(t.decimals) || t.decimals > 77) throw bad('amount');
+    if (!isInt(t.chain_id) || !ADDRESS.test(t.token || '')) throw bad('chain or token');
+    if (!Array.isArray(t.products)) throw bad('products is not a list');
+    toBaseUnits(t.amount, t.decimals);
+  }
+
+  /**
+   * Checks a checkout answer against the bill the page saw and the contract it names
+   * (its terms must hash to `contract_hash`), and stores the payment in the wallet:
+   * the entry that becomes the receipt's.
+   */
+  async function checkedOut(basket, a, billUnits) {
+    var p = a && a.payment;
+    if (
+      !p || typeof p !== 'object' || !isStr(p.payment_id) || !/^[0-9A-Za-z_-]{1,64}$/.test(p.payment_id) ||
+      !isStr(p.claim_token) || !isStr(a.contract_hash) || !HASH.test(a.contract_hash.toLowerCase()) ||
+      !isStr(a.contract_url) || !isStr(p.amount_base_units) || !/^[0-9]+$/.test(p.amount_base_units)
+    ) {
+      throw malformed('the checkout');
+    }
+    var units = BigInt(p.amount_base_units);
+    if (billUnits !== null && units !== billUnits) {
+      throw paymentError(
+        'bill_mismatch',
+        'tollgate asks for ' + units + ' base units, but the bill shown was ' + billUnits + '; nothing was paid.'
+      );
+    }
+    var offer = await loadContract(a.contract_url, a.contract_hash, checkBasketTerms);
+    var terms = offer.terms;
+    if (toBaseUnits(terms.amount, terms.decimals) !== units) {
+      throw paymentError('bill_mismatch', 'The payment does not pay what the basket\'s contract says; nothing was paid.');
+    }
+    var paid = p.state === 'paid';
+    if (!paid && (!ADDRESS.test(p.address || '') || units <= 0n || !isStr(p.status_url))) throw malformed('the checkout');
+    var statusUrl = isStr(p.status_url) ? httpUrl(p.status_url, 'the status URL') : BASE + '/' + p.payment_id + '/status.json';
+    var ttl = isInt(terms.access_ttl) ? terms.access_ttl : 0;
+    var entry = {
+      hash: offer.hash,
+      state: 'claimed',
+      base: BASE,
+      basket_id: basket.id,
+      scope: terms.scope !== undefined ? terms.scope : null,
+      resource: isStr(terms.resource) ? terms.resource : null,
+      merchant: isStr(terms.merchant) ? terms.merchant : null,
+      summary: isStr(terms.summary) ? terms.summary : 'Basket ' + basket.id,
+      contract_url: offer.contractUrl,
+      contract_token: offer.token,
+      pay_url: BASE + '/pay',
+      offer_url: null,
+      fulfillment_url: isStr(terms.fulfillment_url) ? httpUrl(terms.fulfillment_url, 'the fulfillment URL') : location.href,
+      payment_id: p.payment_id,
+      claim_token: p.claim_token,
+      receipt: null,
+      address: p.address || null,
+      amount: fromBaseUnits(units, terms.decimals),
+      amount_base_units: units.toString(),
+      decimals: terms.decimals,
+      access_ttl: ttl,
+      token: isStr(p.token) ? p.token : terms.token,
+      chain_id: isInt(p.chain_id) ? p.chain_id : terms.chain_id,
+      eip681: isStr(p.eip681) ? p.eip681 : '',
+      status_url: statusUrl,
+      receipt_url: isStr(p.receipt_url) ? httpUrl(p.receipt_url, 'the receipt URL') : statusUrl.replace(/status\.json$/, 'receipt'),
+      qr_url: statusUrl.replace(/status\.json$/, 'qr.svg'),
+      expires_at: isInt(p.expires_at) ? p.expires_at : null,
+      // A late payment still unlocks: keep the entry as long as tollgate keeps the claim.
+      exp: (isInt(p.expires_at) ? p.expires_at : nowSecs() + 3600) + ttl,
+      products: [],
+    };
+    if (paid) entry.exp = Math.max(entry.exp, nowSecs() + ttl);
+    return wallet.put(entry);
+  }
+
+  /** A receipt for a payment tollgate already calls paid (retried while it says 409). */
+  async function receiptNow(entry, ui) {
+    for (;;) {
+      var done = await fetchReceipt(entry);
+      if (done) return done;
+      await pause(config.pollMs, ui);
+      if (ui.closed) throw closedError();
+    }
+  }
+
+  // The basket this browser has open at this tollgate (its secret is also tollgate's
+  // HttpOnly cookie, which keeps a second basket from being opened): kept so a reload
+  // or another tab can take it up again (tollgate.resumeShoppingBasket).
+  var OPEN_BASKET = 'tollgate:basket';
+
+  function openBasket() {
+    try {
+      var b = JSON.parse(readRaw(OPEN_BASKET));
+      return b && b.base === BASE && isStr(b.id) && isStr(b.secret) ? b : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /**
+   * The seed's ShoppingBasket over tollgate's basket endpoints. `items`, `extras`
+   * (ShoppingItems) and `totalBill` are tollgate's, decimal strings, refreshed from
+   * every answer; `challengeType` ("url" unless the page sets "text" or "image" before
+   * checkout) is the challenge checkout asks for.
+   */
+  class ShoppingBasket {
+    constructor(created) {
+      // Not enumerable: a page that serialises the basket does not leak its secret.
+      Object.defineProperty(this, '_secret', { value: created.basket_secret, writable: true });
+      Object.defineProperty(this, '_run', { value: null, writable: true });
+      Object.defineProperty(this, '_refunds', { value: new Map(), writable: true });
+      this.id = created.basket_id;
+      this.state = 'open';
+      this.serviceProviderID = null;
+      this.customerID = null;
+      this.shopID = null;
+      this.currency = '0xBTC';
+      this.items = [];
+      this.extras = [];
+      this.totalBill = '0';
+      this.totalBill_base_units = '0';
+      this.challengeType = 'url';
+      /** After checkout: `{type, value}` (null when nothing was to be paid). */
+      this.challenge = null;
+      /** After checkout: the payment (address, amount, eip681, status_url, …). */
+      this.payment = null;
+      /** The latest status.json of that payment. */
+      this.paymentStatus = null;
+      this.contractHash = null;
+      /** Once paid: the receipt (also stored in the wallet and set as tollgate's cookie). */
+      this.receipt = null;
+      /** A page's `function (status)` hearing each status.json while checkout waits. */
+      this.onstatus = null;
+      this._view(created.basket);
+      if (this.state === 'open' || this.state === 'checked_out') {
+        writeRaw(OPEN_BASKET, JSON.stringify({ base: BASE, id: this.id, secret: this._secret }));
+      }
+    }
+
+    _path(rest) {
+      return '/' + encodeURIComponent(this.id) + (rest || '');
+    }
+
+    /** Takes tollgate's view of the basket (every answer carries it). */
+    _view(v) {
+      var copy = function (list) {
+        return list.map(function (i) { return Object.assign({}, i); });
+      };
+      if (!v || typeof v !== 'object' || !Array.isArray(v.items) || !Array.isArray(v.extras) || !isStr(v.totalBill)) {
+        throw malformed('a basket call');
+      }
+      this.state = isStr(v.state) ? v.state : this.state;
+      this.serviceProviderID = v.serviceProviderID !== undefined ? v.serviceProviderID : this.serviceProviderID;
+      this.customerID = v.customerID !== undefined ? v.customerID : this.customerID;
+      this.shopID = v.shopID !== undefined ? v.shopID : this.shopID;
+      this.currency = isStr(v.currency) ? v.currency : this.currency;
+      this.items = copy(v.items);
+      this.extras = copy(v.extras);
+      this.totalBill = v.totalBill;
+      if (isStr(v.totalBill_base_units)) this.totalBill_base_units = v.totalBill_base_units;
+      var c = v.checkout;
+      if (c && typeof c === 'object' && c.payment && !this.payment) {
+        this.payment = c.payment;
+        this.challenge = c.challenge || null;
+      }
+      if (this.state !== 'open' && this.state !== 'checked_out') this._forget();
+      return this;
+    }
+
+    /** No longer this browser's open basket. */
+    _forget() {
+      var b = openBasket();
+      if (b && b.id === this.id) removeRaw(OPEN_BASKET);
+    }
+
+    /** Runs `work`; its result's arguments go to `success`, a failure to `error`. */
+    _do(success, error, work) {
+      work().then(
+        function (args) { callBack(success, args); },
+        function (e) { callBack(error, [asPaymentError(e)]); }
+      );
+    }
+
+    /**
+     * Adds `item` (`{productID, description, currency, itemPrice, itemCount}`; the
+     * price a JSON number or a decimal string, sent as written). A refund (negative
+     * itemPrice) without a `receipt` carries the stored receipt that bought it, if any.
+     */
+    addItem(success, error, item) {
+      var self = this;
+      this._do(success, error, async function () {
+        var body = itemBody(item);
+        var from = null;
+        if (isRefund(body.itemPrice)) {
+          if (body.receipt === undefined) {
+            var held = heldReceipt(String(body.productID));
+            if (held) {
+              body.receipt = held.receipt;
+              from = held.hash;
+            }
+          } else {
+            var named = wallet.list().find(function (e) { return e.receipt === body.receipt; });
+            from = named ? named.hash : null;
+          }
+        }
+        self._view(await basketCall('POST', self._path('/items'), self._secret, body));
+        if (from) self._refunds.set(String(body.productID), from);
+        return [];
+      });
+    }
+
+    /** Recomputes the bill (itemsPrice, extras, totalBill). */
+    update(success, error) {
+      var self = this;
+      this._do(success, error, async function () {
+        self._view(await basketCall('POST', self._path('/update'), self._secret, {}));
+        return [];
+      });
+    }
+
+    /**
+     * Checks out: tollgate mints the contract and the payment; `challengeCallback(type,
+     * value)` presents the challenge (not called when nothing is to be paid);
+     * `success` is called only once the payment is paid and its receipt stored,
+     * `error` with `payment_charge_failed` when it expires or ends underpaid. A new
+     * checkout call replaces a pending one (whose callbacks are then never called).
+     */
+    checkout(success, error, challengeCallback) {
+      var self = this;
+      if (this._run) this._run.stop();
+      var ui = quietUi(function (s) {
+        self.paymentStatus = s;
+        callBack(self.onstatus, [s]);
+      });
+      var run = {
+        done: false,
+        ui: ui,
+        stop: function () {
+          run.done = true;
+          ui.dismiss();
+          if (self._run === run) self._run = null;
+        },
+        end: function (f, args) {
+          if (run.done) return;
+          run.stop();
+          callBack(f, args);
+        },
+        fail: function (e) {
+          run.end(error, [asPaymentError(e)]);
+        },
+      };
+      this._run = run;
+      var billUnits = /^[0-9]+$/.test(this.totalBill_base_units || '') ? BigInt(this.totalBill_base_units) : null;
+      (async function () {
+        var type = self.challengeType ? String(self.challengeType) : 'url';
+        var a = await basketCall('POST', self._path('/checkout'), self._secret, { challenge: type });
+        var entry = await checkedOut(self, a, billUnits);
+        self.payment = a.payment;
+        self.contractHash = entry.hash;
+        self.challenge = a.challenge || null;
+        self.state = 'checked_out';
+        if (run.done) return false;
+        var paidAlready = a.payment.state === 'paid';
+        if (!paidAlready && a.challenge && isStr(a.challenge.type)) {
+          callBack(challengeCallback, [a.challenge.type, a.challenge.value]);
+        }
+        var done = paidAlready ? await receiptNow(entry, ui) : await settle(entry, ui);
+        if (run.done) return false;
+        // What this receipt holds (a later refund needs it), and what it no longer does.
+        var refunds = [];
+        done.products = self.items
+          .filter(function (i) {
+            if (isRefund(i.itemPrice)) refunds.push(String(i.productID));
+            return !isRefund(i.itemPrice);
+          })
+          .map(function (i) { return String(i.productID); });
+        wallet.put(done);
+        refunds.forEach(function (id) {
+          var old = self._refunds.get(id);
+          var e = old && wallet.get(old);
+          if (!e || !Array.isArray(e.products)) return;
+          e.products = e.products.filter(function (x) { return x !== id; });
+          if (e.products.length) wallet.put(e);
+          else wallet.remove(e.hash);
+        });
+        self.receipt = done.receipt;
+        self.state = 'paid';
+        self._forget();
+        try {
+          self._view(await basketCall('GET', self._path(), self._secret));
+        } catch (e) {
+          // the view is a courtesy: the payment is done
+        }
+        return true;
+      })().then(
+        function (ok) {
+          if (ok) run.end(success, []);
+        },
+        function (e) {
+          if (e && e.code === 'closed') return; // released or replaced: nobody is waiting
+          run.fail(e);
+        }
+      );
+    }
+
+    /**
+     * The payer's answer to a text or image challenge (a transaction hash). Its
+     * failure (`payment_authentication_failed`, …) ends the pending checkout through
+     * that checkout's error callback; no answer (null, empty) too. Resolves to whether
+     * tollgate accepted it.
+     */
+    answerChallenge(userResponse) {
+      var self = this;
+      var run = this._run;
+      var fail = function (e) {
+        if (run && !run.done) run.fail(e);
+        return false;
+      };
+      var answer = userResponse === null || userResponse === undefined ? '' : String(userResponse).trim();
+      if (!answer) {
+        return Promise.resolve(fail(paymentError('payment_authentication_failed', 'The challenge was not answered; nothing was paid.')));
+      }
+      return basketCall('POST', this._path('/challenge'), this._secret, { response: answer }).then(
+        function (j) {
+          if (!j || j.accepted !== true) return fail(paymentError('payment_authentication_failed', 'tollgate did not accept the answer.'));
+          if (j.payment && isStr(j.payment.state) && run && !run.done) run.ui.showState(j.payment);
+          return true;
+        },
+        fail
+      );
+    }
+
+    /**
+     * Releases the basket (an unpaid checkout is cancelled; a pending checkout's
+     * callbacks are then never called). Resolves to whether tollgate released it.
+     */
+    release() {
+      var self = this;
+      if (this._run) this._run.stop();
+      return basketCall('DELETE', this._path(), this._secret).then(
+        function (v) {
+          try {
+            self._view(v);
+          } catch (e) {
+            self.state = 'released';
+          }
+          self._forget();
+          return true;
+        },
+        function (e) {
+          if (window.console) console.warn('tollgate: releasing basket ' + self.id + ': ' + e.message);
+          return false;
+        }
+      );
+    }
+  }
+
+  /**
+   * The basket this browser still has open at this tollgate (after a reload, or from
+   * another tab): `success(basket)` with tollgate's view of it, or `error` with
+   * `basket_not_open`. A basket already checked out resumes its payment when the page
+   * calls `checkout` again (the same payment and challenge).
+   */
+  function resumeShoppingBasket(success, error) {
+    var known = openBasket();
+    var fail = function (e) {
+      if (known && e && e.code === 'basket_not_open') removeRaw(OPEN_BASKET);
+      callBack(error, [asPaymentError(e)]);
+    };
+    if (!known) {
+      fail(paymentError('basket_not_open', 'This browser has no open basket at this shop.'));
+      return;
+    }
+    basketCall('GET', '/' + encodeURIComponent(known.id), known.secret)
+      .then(function (v) {
+        var b = new ShoppingBasket({ basket_id: known.id, basket_secret: known.secret, basket: v });
+        if (b.state !== 'open' && b.state !== 'checked_out') {
+          throw paymentError('basket_not_open', 'This browser\'s last basket is ' + b.state + '.');
+        }
+        return b;
+      })
+      .then(function (b) { callBack(success, [b]); }, fail);
+  }
+
+  /**
+   * webinos.payment.createShoppingBasket: a basket at tollgate (`serviceProviderID`
+   * "0xBTC", `shopID` the configured shop); `success(basket)` or `error({code, message})`.
+   */
+  function createShoppingBasket(success, error, serviceProviderID, customerID, shopID) {
+    var str = function (v) {
+      return v === undefined || v === null ? v : String(v);
+    };
+    basketCall('POST', '', null, {
+      serviceProviderID: str(serviceProviderID),
+      customerID: str(customerID),
+      shopID: str(shopID),
+    })
+      .then(function (j) {
+        if (!j || !isStr(j.basket_id) || !isStr(j.basket_secret) || !j.basket) throw malformed('createShoppingBasket');
+        return new ShoppingBasket(j);
+      })
+      .then(
+        function (b) { callBack(success, [b]); },
+        function (e) { callBack(error, [asPaymentError(e)]); }
+      );
+  }
+
   // Drop expired entries on load.
   wallet.list();
 
@@ -1385,9 +2040,24 @@
     toBaseUnits: toBaseUnits,
     fromBaseUnits: fromBaseUnits,
     TollgateError: TollgateError,
+    createShoppingBasket: createShoppingBasket,
+    resumeShoppingBasket: resumeShoppingBasket,
+    ShoppingBasket: ShoppingBasket,
+    payEip681: payEip681,
+    parseEip681: parseEip681,
   };
   window.tollgate = api;
   var taler = window.taler && typeof window.taler === 'object' ? window.taler : (window.taler = {});
   taler.offerContractFrom = offerContractFrom;
   taler.executePayment = executePayment;
+  // The seed's webinos Payment API, added to an existing `webinos` (never replacing it).
+  var existing = window.webinos;
+  var webinos = existing && (typeof existing === 'object' || typeof existing === 'function') ? existing : (window.webinos = {});
+  try {
+    var payment = webinos.payment && typeof webinos.payment === 'object' ? webinos.payment : (webinos.payment = {});
+    payment.createShoppingBasket = createShoppingBasket;
+  } catch (e) {
+    // a read-only webinos.payment of another implementation: ours stays on window.tollgate
+    if (window.console) console.warn('tollgate: webinos.payment is not writable; use tollgate.createShoppingBasket');
+  }
 })();
