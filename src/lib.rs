@@ -4,8 +4,8 @@
 //!
 //! 1. **canonicalise** the request-target ([`routes::canonical`]): one canonical
 //!    path is used for matching and for forwarding;
-//! 2. **own endpoint?** paths under `pay_prefix` are answered by [`endpoints`] and
-//!    never reach the origin;
+//! 2. **own endpoint?** paths under `pay_prefix` are answered by [`endpoints`] (the
+//!    payment calls, and the shopping [`basket`]) and never reach the origin;
 //! 3. **decide** ([`gate::decide`]): free/unmatched → forward; ambiguous path that
 //!    could reach priced content → 400; priced → receipt or 402;
 //! 4. **challenge** ([`challenge`]): a 402 with a freshly minted [`contract::Offer`]
@@ -42,6 +42,19 @@
 //!    reorg or a scanned range ([`chain::rpc::choose_views`],
 //!    [`chain::watcher::check_range`]; `lagging_node_is_never_authoritative`,
 //!    `truncating_node_never_advances_the_checkpoint`).
+//! 10. *A basket's bill is the catalogue's*: nothing a client sends sets an amount;
+//!     `itemPrice` is read from its JSON text and must be the catalogue price or its
+//!     negative ([`basket::item`]; `prices_are_read_exactly_from_the_text`), and the
+//!     bill is integer arithmetic checked against a plain reference
+//!     (`prop_total_tax_and_rebates_match_the_reference`).
+//! 11. *A purchase is refunded once, and only as a credit*: the refund hold is a store
+//!     constraint, final only when the refunding basket is paid
+//!     (`a_purchase_is_refunded_once`, `concurrent_refunds_of_one_purchase_credit_it_once`,
+//!     `exchange_refunds_one_product_and_keeps_the_rest_unlocked`).
+//! 12. *A transaction hash is never proof*: a challenge answer's transfers are recorded
+//!     provisionally and count only once the scanner finds them on the canonical
+//!     chain (`provisional_transfers_wait_for_the_scanner`,
+//!     `challenge_answers_need_a_transfer_to_this_payment`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

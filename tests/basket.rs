@@ -804,3 +804,100 @@ async fn baskets_are_released_after_their_ttl() {
         "basket_not_open"
     );
 }
+
+// Rules out: a shared basket id, contract token or fulfillment URL yielding the
+// basket, its payment's claim token or its receipt; calls out of order doing harm;
+// two checkouts at once minting two payments.
+#[tokio::test]
+async fn strangers_get_nothing_from_a_basket() {
+    let shop = Shop::new("30m", "1h", 1).await;
+    let b = shop.create().await;
+    shop.add(&b, DELUXE, "17.98", 1).await;
+    // Out of order: answering before checking out changes nothing.
+    let (s, v) = shop.answer(&b, &format!("0x{}", "11".repeat(32))).await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("bad_request")), "{v}");
+    // Two checkouts at once: one contract, one payment.
+    let (c1, c2) = tokio::join!(shop.checkout(&b, "url"), shop.checkout(&b, "url"));
+    assert_eq!((c1.0, c2.0), (200, 200));
+    assert_eq!(c1.1["payment"]["payment_id"], c2.1["payment"]["payment_id"]);
+    assert_eq!(c1.1["contract_hash"], c2.1["contract_hash"]);
+    let co = c1.1;
+    let pid = co["payment"]["payment_id"].as_str().unwrap();
+    // A stranger who knows the basket id (not the secret) gets nothing from any call.
+    for (m, path) in [
+        (reqwest::Method::GET, format!("/{}", b.id)),
+        (reqwest::Method::POST, format!("/{}/update", b.id)),
+        (reqwest::Method::POST, format!("/{}/checkout", b.id)),
+        (reqwest::Method::POST, format!("/{}/challenge", b.id)),
+        (reqwest::Method::DELETE, format!("/{}", b.id)),
+    ] {
+        let (s, v) = shop
+            .call(
+                m.clone(),
+                &path,
+                Some("guess"),
+                Some(json!({"response": "x"})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (404, Some("basket_not_open")),
+            "{m} {path}"
+        );
+    }
+    // ... nor from the contract: its terms hold no secret, and claiming it is refused.
+    let terms = shop
+        .http
+        .get(Payer::local(&shop.tg, co["contract_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let claim_token = co["payment"]["claim_token"].as_str().unwrap();
+    assert!(!terms.contains(claim_token) && !terms.contains(&b.secret));
+    let r = shop
+        .http
+        .post(shop.tg.url("/_tollgate/pay"))
+        .json(&json!({"contract": co["contract_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "contract_already_claimed");
+    assert!(v.get("claim_token").is_none() && !v.to_string().contains(claim_token));
+    // ... nor from the fulfillment URL (the basket's own path).
+    let r = shop
+        .http
+        .get(shop.url(&format!(
+            "/{}?tollgate_contract={}",
+            b.id,
+            co["contract_token"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // ... nor the receipt once it is paid.
+    shop.pay_to(co["payment"]["address"].as_str().unwrap(), 2_157_600_000)
+        .await;
+    shop.anvil.mine(2).await;
+    shop.wait_state(&co["payment"], "paid").await;
+    let r = shop
+        .http
+        .post(shop.tg.url(&format!("/_tollgate/{pid}/receipt")))
+        .json(&json!({"claim_token": "forged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The holder's checkout and answer are repeatable once paid.
+    let (s, again) = shop.checkout(&b, "url").await;
+    assert_eq!(
+        (s, &again["payment"]["payment_id"]),
+        (200, &co["payment"]["payment_id"])
+    );
+    assert_eq!(again["payment"]["state"], "paid");
+}

@@ -36,6 +36,8 @@ pub async fn checkout(
     }
     let svc = svc(app)?;
     let cfg = &app.cfg;
+    // Who asks comes first: a stranger learns nothing, not even what a body needs.
+    load(app, id, caller.secret(), app.clock.now_secs()).await?;
     let req: Checkout = body(bytes, "expected {challenge: \"url\"|\"text\"|\"image\"}")?;
     let challenge = req.challenge.unwrap_or_else(|| "url".into());
     if !CHALLENGES.contains(&challenge.as_str()) {
@@ -248,9 +250,9 @@ pub async fn answer_challenge(
     }
     let svc = svc(app)?;
     let cfg = &app.cfg;
-    let req: Answer = body(bytes, "expected {response: \"0x<transaction hash>\"}")?;
     let now = app.clock.now_secs();
     let b = load(app, id, caller.secret(), now).await?;
+    let req: Answer = body(bytes, "expected {response: \"0x<transaction hash>\"}")?;
     let p = match (b.state, payment_of(svc, &b).await?) {
         (BasketState::Released, _) => return Err(BasketError::not_open()),
         (_, Some(p)) => p,

@@ -343,6 +343,8 @@ pub async fn add_item(
 ) -> Result<Value, BasketError> {
     let svc = svc(app)?;
     let cfg = &app.cfg;
+    // Who asks comes first: a stranger learns nothing about the catalogue.
+    load_open(app, id, caller).await?;
     let req = item::parse(bytes, &cfg.products, cfg.chain.decimals)?;
     for _ in 0..CAS_ATTEMPTS {
         let b = load_open(app, id, caller).await?;
