@@ -265,7 +265,7 @@ pub struct ProductFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasketFile {
-    /// The shop id a basket must name (default: host[:port] of `server.public_url`).
+    /// The shop id a basket must name (default: `host[:port]` of `server.public_url`).
     pub shop_id: Option<String>,
     /// Tax as a decimal fraction, e.g. `"0.20"`.
     #[serde(default = "zero")]

@@ -1,6 +1,6 @@
 //! Configuration: read → parse → validate (collect every problem) → internal model.
 //!
-//! Owns the TOML schema ([`file`]) and the validated model ([`model`]). [`load`]
+//! Owns the TOML schema ([`file`](mod@file)) and the validated model ([`model`]). [`load`]
 //! reports every problem at once, each naming the file, the key and what is wrong.
 //! Key material is read here from the environment or a key file and never logged.
 

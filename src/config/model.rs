@@ -270,7 +270,7 @@ pub struct Product {
 /// `[basket]` (defaults when the section is absent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Basket {
-    /// The shop id a basket must name (default: host[:port] of `public_url`).
+    /// The shop id a basket must name (default: `host[:port]` of `public_url`).
     pub shop_id: String,
     /// Tax rate, an exact fraction in 0..=1 (default 0).
     pub tax_rate: crate::basket::bill::TaxRate,

@@ -274,7 +274,7 @@ pub struct Status<'a> {
     expires_at: u64,
 }
 
-/// The status of `p` (its state as the payer sees it: see [`load`]).
+/// The status of `p` (with the state as the payer sees it: a fully refunded basket payment reads `refunded`).
 pub fn status_of<'a>(app: &App, p: &'a Payment) -> Status<'a> {
     let d = app.cfg.chain.decimals;
     Status {
