@@ -131,7 +131,10 @@ pay = 2
         "{out}"
     );
     // Without products nothing of the basket is printed.
-    let (_, out, _) = run_cli(&["check", "--config", "config/tollgate.example.toml"], KEY_ENV);
+    let (_, out, _) = run_cli(
+        &["check", "--config", "config/tollgate.example.toml"],
+        KEY_ENV,
+    );
     assert!(!out.contains("products"), "{out}");
     // The demo sells its album pages.
     let (_, out, _) = run_cli(&["check", "--config", "config/demo.toml"], KEY_ENV);

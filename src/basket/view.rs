@@ -78,7 +78,14 @@ pub fn describe(cfg: &Config, line: &Line) -> String {
         };
     }
     match line.product_id.as_str() {
-        bill::TAX_ID => format!("Tax at {}", cfg.basket.tax_rate.to_decimal()),
+        bill::TAX_ID => {
+            let r = cfg.basket.tax_rate;
+            let percent = bill::TaxRate {
+                num: r.num.saturating_mul(100),
+                den: r.den,
+            };
+            format!("Tax at {}%", percent.to_decimal())
+        }
         bill::SHIPPING_ID => "Shipping".to_string(),
         id => cfg
             .products
