@@ -901,3 +901,55 @@ async fn strangers_get_nothing_from_a_basket() {
     );
     assert_eq!(again["payment"]["state"], "paid");
 }
+
+// Rules out: a browser losing what it bought earlier when it buys again (one receipt
+// cookie, overwritten), and a forged receipt riding along in the merged cookie.
+#[tokio::test]
+async fn a_browser_keeps_every_receipt_in_its_cookie() {
+    let shop = Shop::new("30m", "1h", 1).await;
+    let first = shop.buy(&[(CD, "14.99", 1)]).await;
+    let b = shop.create().await;
+    shop.add(&b, DELUXE, "17.98", 1).await;
+    let (_, co) = shop.checkout(&b, "url").await;
+    let pay = &co["payment"];
+    shop.pay_to(pay["address"].as_str().unwrap(), 2_157_600_000)
+        .await;
+    shop.anvil.mine(2).await;
+    shop.wait_state(pay, "paid").await;
+    let forged = format!("{}x", &first[..first.len() - 1]);
+    let r = shop
+        .http
+        .post(Payer::local(&shop.tg, pay["receipt_url"].as_str().unwrap()))
+        .header("Cookie", format!("a=1; tollgate_receipt={first}~{forged}"))
+        .json(&json!({ "claim_token": pay["claim_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let value = set
+        .strip_prefix("tollgate_receipt=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let v: Value = r.json().await.unwrap();
+    let second = v["receipt"].as_str().unwrap();
+    assert_eq!(
+        value,
+        format!("{second}~{first}"),
+        "the forged one is dropped"
+    );
+    for path in ["/albums/ladytron-cd/1", "/albums/ladytron-deluxe/1"] {
+        let r = shop
+            .http
+            .get(shop.tg.url(path))
+            .header("Cookie", format!("tollgate_receipt={value}"))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}

@@ -346,6 +346,39 @@ fn retry_after(state: PaymentState) -> Option<&'static str> {
     .then_some("5")
 }
 
+/// Most bytes of receipts the receipt cookie holds (browsers keep about 4 KiB).
+const RECEIPT_COOKIE_BUDGET: usize = 3600;
+
+/// The receipt cookie's value: the new receipt first, then the receipts the
+/// browser already holds that still verify (a browser that bought two things keeps
+/// both), joined by `~`, within [`RECEIPT_COOKIE_BUDGET`]; and the latest expiry.
+fn receipt_cookie_value(
+    app: &App,
+    new: &str,
+    new_exp: u64,
+    cookies: &[&str],
+    now: u64,
+) -> (String, u64) {
+    let mut value = new.to_string();
+    let mut exp = new_exp;
+    let held = crate::receipt::candidates(None, cookies.iter().map(|c| c.as_bytes()));
+    for r in held {
+        let Ok(c) = crate::receipt::verify(&app.keys, r, now) else {
+            continue;
+        };
+        if r == new || value.split('~').any(|v| v == r) {
+            continue;
+        }
+        if value.len() + 1 + r.len() > RECEIPT_COOKIE_BUDGET {
+            break;
+        }
+        value.push('~');
+        value.push_str(r);
+        exp = exp.max(c.exp);
+    }
+    (value, exp)
+}
+
 /// The name of the receipt cookie.
 const RECEIPT_COOKIE: &str = "tollgate_receipt";
 
@@ -391,8 +424,10 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
             } else {
                 ""
             };
-            let max_age = claims.exp.saturating_sub(app.clock.now_secs());
-            let cookie = format!("{RECEIPT_COOKIE}={receipt}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+            let now = app.clock.now_secs();
+            let (value, exp) = receipt_cookie_value(app, &receipt, claims.exp, req.cookies, now);
+            let max_age = exp.saturating_sub(now);
+            let cookie = format!("{RECEIPT_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
             if html {
                 // Browsers without JavaScript: back to the resource, now unlocked.
                 let to = contract_of(app, &p)
