@@ -1149,10 +1149,38 @@ pub mod checks {
         let b3 = store.basket(&format!("{:016x}", 3)).await.unwrap().unwrap();
         assert_eq!(b3.state, BasketState::Released);
         assert_eq!(refund(4, 600).await, BasketWrite::Done);
-        // The sweep releases what expired unpaid (2), never a paid basket (1).
+        // A checkout whose payment is on its way (seen, confirming) past the basket's
+        // expiry: it may still complete, so its basket stays.
+        store.create_basket(basket(5, 500)).await.unwrap();
+        let id5 = format!("{:016x}", 5);
+        assert_eq!(
+            store.lock_basket(&id5, 0, "t", "url", 0).await.unwrap(),
+            BasketWrite::Done
+        );
+        let q = claim(&*store, due(55, Some(55), 100, 3, 1000)).await;
+        store.set_basket_payment(&id5, &q.id).await.unwrap();
+        store
+            .apply_scan(batch(
+                vec![transfer(55, 0, 11, &q.address, 100)],
+                11,
+                11,
+                120,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(get(&*store, &q.id).await.state, PaymentState::Confirming);
+        // The sweep releases what expired with nothing on its way (2 and 4), never a
+        // paid basket (1) nor one whose payment is confirming (5).
         assert_eq!(store.release_expired_baskets(1500).await.unwrap(), 2);
-        let b1 = store.basket(&format!("{:016x}", 1)).await.unwrap().unwrap();
-        assert_eq!(b1.state, BasketState::CheckedOut);
+        for (n, state) in [
+            (1, BasketState::CheckedOut),
+            (2, BasketState::Released),
+            (4, BasketState::Released),
+            (5, BasketState::CheckedOut),
+        ] {
+            let b = store.basket(&format!("{n:016x}")).await.unwrap().unwrap();
+            assert_eq!(b.state, state, "basket {n}");
+        }
     }
 
     /// Rules out: a transaction hash a payer names counting as confirmed before the

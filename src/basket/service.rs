@@ -242,10 +242,14 @@ pub(super) async fn load(
         .filter(|b| b.id == id)
         .ok_or_else(BasketError::not_open)?;
     if b.state != BasketState::Released && b.expires_at < now {
-        let paid = payment_of(svc, &b)
-            .await?
-            .is_some_and(|p| p.state.unlocks());
-        if !paid {
+        // Released unless a payment is paid or on its way (seen, confirming).
+        let idle = payment_of(svc, &b).await?.is_none_or(|p| {
+            matches!(
+                p.state,
+                PaymentState::New | PaymentState::Expired | PaymentState::Underpaid
+            )
+        });
+        if idle {
             svc.store
                 .release_basket(&b.id)
                 .await

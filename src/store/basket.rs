@@ -170,8 +170,8 @@ pub trait BasketStore: Send + Sync {
     /// payment unlocks (then the refunds are final and stay). Idempotent.
     async fn release_basket(&self, id: &str) -> StoreResult<()>;
 
-    /// Releases every basket past `expires_at` at `now` whose payment does not
-    /// unlock; returns how many.
+    /// Releases every basket past `expires_at` at `now` whose payment is not paid
+    /// or on its way (`new`, `expired`, `underpaid`, or none); returns how many.
     async fn release_expired_baskets(&self, now: u64) -> StoreResult<u64>;
 
     /// What the basket paid by `payment_id` bought (empty for other payments).

@@ -15,6 +15,10 @@ const BASKET_COLUMNS: &str = "id, secret_hash, customer_id, shop_id, state, revi
 /// The states in which a payment unlocks (a basket paid by it is complete).
 const UNLOCKS: &str = "('paid', 'paid_late')";
 
+/// The payment states in which an expired basket may be released: nothing is on its
+/// way (a payment seen or confirming may still complete, so its basket stays).
+const IDLE: &str = "('new', 'expired', 'underpaid')";
+
 fn basket_from_row(r: &Row<'_>) -> rusqlite::Result<Basket> {
     let state: String = r.get(4)?;
     Ok(Basket {
@@ -172,7 +176,7 @@ impl BasketStore for SqliteStore {
                     "DELETE FROM refund_holds WHERE payment_id = ?1 AND product_id = ?2 \
                      AND basket_id IN (SELECT b.id FROM baskets b \
                        LEFT JOIN payments p ON p.id = b.payment_id \
-                       WHERE b.expires_at < ?3 AND (p.state IS NULL OR p.state NOT IN {UNLOCKS}))"
+                       WHERE b.expires_at < ?3 AND (p.state IS NULL OR p.state IN {IDLE}))"
                 ))
                 .db()?
                 .execute(params![of, line.product_id, U64(now)])
@@ -290,7 +294,7 @@ impl BasketStore for SqliteStore {
                     .prepare_cached(&format!(
                         "SELECT b.id FROM baskets b LEFT JOIN payments p ON p.id = b.payment_id \
                          WHERE b.state != 'released' AND b.expires_at < ?1 \
-                         AND (p.state IS NULL OR p.state NOT IN {UNLOCKS})"
+                         AND (p.state IS NULL OR p.state IN {IDLE})"
                     ))
                     .db()?;
                 let rows = stmt.query_map(params![U64(now)], |r| r.get(0)).db()?;
