@@ -238,6 +238,9 @@ pub struct RouteFile {
     pub access_ttl: Option<String>,
     /// Per-route confirmations override.
     pub confirmations: Option<u64>,
+    /// What received through Web Monetization also unlocks it (decimal, in the
+    /// wallet address's own asset).
+    pub wm_price: Option<String>,
 }
 
 /// One `[[product]]` of the basket catalogue.
@@ -326,6 +329,15 @@ pub struct WebMonetizationFile {
     /// Route patterns whose HTML gets the monetization link.
     #[serde(default)]
     pub inject_link: Vec<String>,
+    /// tollgate's own Open Payments client wallet address (its JWKS holds the key).
+    pub client_wallet_address: Option<String>,
+    /// The client's Ed25519 private key, PKCS#8 PEM.
+    pub client_key_file: Option<String>,
+    /// The key's id in that JWKS.
+    pub client_key_id: Option<String>,
+    /// Extra trusted roots (PEM) for Open Payments servers.
+    #[serde(default)]
+    pub ca_file: String,
 }
 
 /// `[postback]`: how postbacks to shops are delivered.

@@ -7,6 +7,7 @@
 mod catalogue;
 pub mod file;
 pub mod model;
+mod monetization;
 mod routes;
 
 use std::fmt;
@@ -17,7 +18,6 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 
 use crate::amount::Amount;
-use crate::routes::Pattern;
 pub use model::*;
 
 /// One thing wrong with a config file.
@@ -147,7 +147,17 @@ pub fn parse(
     };
     let (products, basket, rebates) =
         v.catalogue(catalogue, chain.decimals, server.as_ref(), &routes);
-    let web_monetization = wm.and_then(|w| v.web_monetization(w));
+    let web_monetization = wm.and_then(|w| v.web_monetization(w, &routes));
+    if web_monetization.is_none()
+        && routes
+            .iter_by_specificity()
+            .any(|(_, r)| r.wm_price.is_some())
+    {
+        v.problem(
+            "web_monetization",
+            "routes with wm_price need a [web_monetization] section (the wallet address and tollgate's client identity)",
+        );
+    }
     let postback = v.postback(postback.unwrap_or_default());
     let payments_on = chain.xpub.is_some() && !chain.rpc_urls.is_empty();
     for (key, on) in [("admin", admin.is_some()), ("gateway", gateway.is_some())] {
@@ -693,27 +703,6 @@ impl Validator {
             access_ttl_secs,
             claim_rate,
         }
-    }
-
-    fn web_monetization(&mut self, w: file::WebMonetizationFile) -> Option<WebMonetization> {
-        if !w.wallet_address.starts_with("https://") {
-            self.problem(
-                "web_monetization.wallet_address",
-                "must be an https:// wallet address URL",
-            );
-        }
-        for (i, p) in w.inject_link.iter().enumerate() {
-            if let Err(e) = Pattern::parse(p) {
-                self.problem(
-                    &format!("web_monetization.inject_link[{i}]"),
-                    &format!("{p:?} {e}"),
-                );
-            }
-        }
-        Some(WebMonetization {
-            wallet_address: w.wallet_address,
-            inject_link: w.inject_link,
-        })
     }
 }
 

@@ -218,6 +218,9 @@ pub struct Route {
     pub access_ttl_secs: u64,
     /// Confirmations required (route override or `[chain]`).
     pub confirmations: u64,
+    /// What received through Web Monetization also unlocks it: a decimal string in
+    /// the wallet address's own asset (scaled by its `assetScale` when verifying).
+    pub wm_price: Option<String>,
 }
 
 impl Route {
@@ -293,13 +296,28 @@ pub struct Rebate {
     pub pay: u32,
 }
 
-/// `[web_monetization]`.
+/// `[web_monetization]` (SPEC section 10).
 #[derive(Debug, Clone)]
 pub struct WebMonetization {
-    /// Receiver's wallet address URL.
+    /// The receiver's wallet address URL.
     pub wallet_address: String,
     /// Patterns whose HTML gets the link.
     pub inject_link: Vec<String>,
+    /// tollgate as an Open Payments client (needed when a route has `wm_price`).
+    pub client: Option<OpClient>,
+    /// Extra trusted roots (PEM) for Open Payments servers.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// tollgate's identity as an Open Payments client.
+#[derive(Debug, Clone)]
+pub struct OpClient {
+    /// Its wallet address (the server reads `{wallet_address}/jwks.json`).
+    pub wallet_address: String,
+    /// The Ed25519 private key (32-byte seed), never printed.
+    pub key: SecretKey,
+    /// The key's id (`kid`) in that JWKS.
+    pub key_id: String,
 }
 
 impl Config {
@@ -318,9 +336,6 @@ impl Config {
         };
         if matches!(self.store.backend, StoreBackend::Postgres(_)) {
             add("store.url", "the PostgreSQL store");
-        }
-        if self.web_monetization.is_some() {
-            add("web_monetization", "Web Monetization");
         }
         out
     }

@@ -103,6 +103,24 @@ impl Validator {
                 None => Some(payments.access_ttl_secs),
                 Some(t) => self.duration(&key("access_ttl"), t),
             };
+            let wm_price = r.wm_price.as_deref().and_then(|w| {
+                match crate::amount::Amount::parse_decimal(w, 18) {
+                    Ok(a) if !a.is_zero() => Some(w.to_string()),
+                    _ => {
+                        self.problem(
+                            &key("wm_price"),
+                            &format!("{w:?} must be a positive decimal like \"0.05\" (in the wallet address's asset)"),
+                        );
+                        None
+                    }
+                }
+            });
+            if wm_price.is_some() && price.is_some_and(|p| p.is_zero()) {
+                self.problem(
+                    &key("wm_price"),
+                    "a free route (price \"0\") needs no wm_price",
+                );
+            }
             if let (Some((pattern, text)), Some(price), Some(scope), Some(ttl)) =
                 (pattern, price, scope, ttl)
             {
@@ -117,6 +135,7 @@ impl Validator {
                         scope,
                         access_ttl_secs: ttl,
                         confirmations: r.confirmations.unwrap_or(chain.confirmations),
+                        wm_price,
                     },
                 ));
             }

@@ -270,7 +270,7 @@ price = "1"
 }
 
 #[test]
-fn later_sections_validate_and_are_refused_as_not_yet_supported() {
+fn later_sections_validate() {
     let later = with(
         r#"
 [admin]
@@ -298,8 +298,7 @@ inject_link = ["/blog/*"]
         "[[route]]\npath = \"/albums/*\"\nprice = \"1\"\n[[product]]\nid = \"A1\"\ndescription = \"A\"\nprice = \"17.98\"\nunlocks = [\"/albums/a/*\"]\n[basket]\ntax_rate = \"0.20\"\n[web_monetization]\nwallet_address = \"https://wallet.example/alice\"\n",
     );
     let cfg = parse(Path::new("t"), &rest, &env).unwrap();
-    let un: Vec<String> = cfg.unsupported().into_iter().map(|p| p.key).collect();
-    assert_eq!(un, vec!["web_monetization"]);
+    assert!(cfg.unsupported().is_empty());
     let bad = with("[admin]\nallow = [\"10.0.0.0/33\"]\n[[product]]\nid = \"A\"\nprice = \"x\"\n[basket]\ntax_rate = \"2\"\n[web_monetization]\nwallet_address = \"http://w\"");
     let k = keys(&bad);
     for want in [
@@ -580,4 +579,111 @@ fn rates_parse() {
     );
     assert!(parse_rate("0/s").is_err());
     assert!(parse_rate("5/day").is_err());
+}
+
+/// A directory with an Ed25519 client key (PKCS#8 PEM) and a config file path in it.
+fn wm_dir() -> (std::path::PathBuf, std::path::PathBuf) {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let dir = std::env::temp_dir().join(format!("tollgate-wm-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let pem = key
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .unwrap();
+    std::fs::write(dir.join("wm-client.pem"), pem.as_bytes()).unwrap();
+    std::fs::write(dir.join("not-a-key.pem"), "hello").unwrap();
+    (dir.clone(), dir.join("tollgate.toml"))
+}
+
+#[test]
+fn web_monetization_loads_its_client_identity() {
+    let (_dir, file) = wm_dir();
+    let text = with(
+        r#"
+[[route]]
+path = "/articles/*"
+price = "0.02"
+wm_price = "0.05"
+[web_monetization]
+wallet_address = "https://wallet.example/alice"
+inject_link = ["/blog/*"]
+client_wallet_address = "http://127.0.0.1:9/tollgate"
+client_key_file = "wm-client.pem"
+client_key_id = "tollgate-1"
+"#,
+    );
+    let cfg = parse(&file, &text, &env).unwrap();
+    let wm = cfg.web_monetization.as_ref().unwrap();
+    let client = wm.client.as_ref().unwrap();
+    assert_eq!(client.key.0, vec![7u8; 32]);
+    assert_eq!(client.key_id, "tollgate-1");
+    assert!(!format!("{wm:?}").contains("7, 7"), "the key never prints");
+    assert_eq!(
+        cfg.routes
+            .lookup("/articles/a")
+            .unwrap()
+            .wm_price
+            .as_deref(),
+        Some("0.05")
+    );
+}
+
+#[test]
+fn web_monetization_mistakes_are_reported_at_once() {
+    let (_dir, file) = wm_dir();
+    let text = with(
+        r#"
+[[route]]
+path = "/articles/*"
+price = "0.02"
+wm_price = "-1"
+[[route]]
+path = "/free/*"
+price = "0"
+wm_price = "0.01"
+[web_monetization]
+wallet_address = "http://wallet.example/alice"
+inject_link = ["blog"]
+client_wallet_address = "http://10.0.0.1/tollgate"
+client_key_file = "not-a-key.pem"
+client_key_id = ""
+ca_file = "missing.pem"
+"#,
+    );
+    let p = parse(&file, &text, &env).unwrap_err().0;
+    let k: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    for want in [
+        "route[0].wm_price",
+        "route[1].wm_price",
+        "web_monetization.wallet_address",
+        "web_monetization.inject_link[0]",
+        "web_monetization.client_wallet_address",
+        "web_monetization.client_key_file",
+        "web_monetization.client_key_id",
+        "web_monetization.ca_file",
+    ] {
+        assert!(k.contains(&want), "{want} missing from {k:?}");
+    }
+    // wm_price needs the section, and the section needs a client to verify.
+    let k = keys(&with(
+        "[[route]]\npath = \"/a/*\"\nprice = \"1\"\nwm_price = \"1\"\n",
+    ));
+    assert!(k.contains(&"web_monetization".to_string()), "{k:?}");
+    let k = keys(&with("[[route]]\npath = \"/a/*\"\nprice = \"1\"\nwm_price = \"1\"\n[web_monetization]\nwallet_address = \"https://w.example/a\"\n"));
+    assert!(
+        k.contains(&"web_monetization.client_wallet_address".to_string()),
+        "{k:?}"
+    );
+    // Loopback http is allowed (local testing); other http is not.
+    for (url, ok) in [
+        ("https://w.example/a", true),
+        ("http://127.0.0.1:8000/a", true),
+        ("http://[::1]:8000/a", true),
+        ("http://localhost/a", true),
+        ("http://w.example/a", false),
+        ("http://127.0.0.1.evil.example/a", false),
+        ("ftp://w.example/a", false),
+    ] {
+        assert_eq!(super::monetization::op_url_allowed(url), ok, "{url}");
+    }
 }

@@ -591,6 +591,7 @@ mod tests {
             scope: crate::config::Scope::Resource,
             access_ttl_secs: 60,
             confirmations: 1,
+            wm_price: None,
         };
         let offer = Offer::mint(&cfg, &keys, &offer_route, "/x", [1; 16], 100);
         let err = svc
