@@ -6,6 +6,7 @@ use crate::chain::rpc::Rpc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::Keys;
+use crate::monetization::op::OpClient;
 use crate::payments::service::PaymentService;
 
 /// Everything request handling reads. Built once at start; cheap to share.
@@ -21,6 +22,8 @@ pub struct App {
     /// A chain client for requests that look something up (a basket challenge
     /// answer's transaction); the watcher has its own.
     pub rpc: Option<Arc<Rpc>>,
+    /// The Open Payments client (Web Monetization verification), when configured.
+    pub op: Option<Arc<OpClient>>,
 }
 
 impl App {
@@ -33,7 +36,14 @@ impl App {
             clock,
             payments,
             rpc: None,
+            op: None,
         }
+    }
+
+    /// The same state with an Open Payments client.
+    pub fn with_op(mut self, op: Option<Arc<OpClient>>) -> App {
+        self.op = op;
+        self
     }
 
     /// The same state with a chain client for lookups.

@@ -70,6 +70,7 @@ pub mod endpoints;
 pub mod gate;
 pub mod gateway;
 pub mod keys;
+pub mod monetization;
 pub mod pages;
 pub mod payments;
 pub mod postback;

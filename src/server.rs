@@ -21,6 +21,7 @@ use crate::chain::xpub::AccountXpub;
 use crate::clock::SystemClock;
 use crate::config::{Config, StoreBackend};
 use crate::gateway::{GatewayApp, Listener};
+use crate::monetization::op::OpClient;
 use crate::payments::service::{Derive, PaymentService};
 use crate::postback::sender::Sender;
 use crate::proxy::Tollgate;
@@ -89,7 +90,19 @@ pub fn run(mut cfg: Config) -> ! {
         }
         None => None,
     };
-    let app = Arc::new(App::new(cfg, Arc::new(SystemClock), payments.clone()).with_rpc(lookups));
+    let op = match cfg.web_monetization.as_ref().map(OpClient::new) {
+        Some(Ok(op)) => op.map(Arc::new),
+        Some(Err(e)) => {
+            eprintln!("tollgate: {e}");
+            std::process::exit(1);
+        }
+        None => None,
+    };
+    let app = Arc::new(
+        App::new(cfg, Arc::new(SystemClock), payments.clone())
+            .with_rpc(lookups)
+            .with_op(op),
+    );
     let mut proxy =
         pingora::proxy::http_proxy_service(&server.configuration, Tollgate::new(app.clone()));
     proxy.add_tcp(&listen.to_string());

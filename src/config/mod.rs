@@ -8,6 +8,7 @@ mod catalogue;
 pub mod file;
 pub mod model;
 mod monetization;
+pub use monetization::op_url_allowed;
 mod routes;
 
 use std::fmt;

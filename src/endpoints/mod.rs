@@ -48,7 +48,10 @@ pub struct EndpointRequest<'a> {
 /// True when the endpoint at `sub_path` reads a request body.
 pub fn reads_body(method: &Method, sub_path: &str) -> bool {
     method == Method::POST
-        && (sub_path == "/pay" || sub_path.ends_with("/receipt") || sub_path.starts_with("/basket"))
+        && (sub_path == "/pay"
+            || sub_path == "/wm/verify"
+            || sub_path.ends_with("/receipt")
+            || sub_path.starts_with("/basket"))
 }
 
 /// Answers an endpoint request.
@@ -80,6 +83,10 @@ pub async fn handle(app: &App, req: &EndpointRequest<'_>) -> Reply {
         }
         [pid, "receipt"] if is_pid(pid) => method_not_allowed("POST"),
         ["basket", rest @ ..] => basket::handle(app, req, rest).await,
+        ["wm", "verify"] if req.method == Method::POST => {
+            crate::monetization::verify::verify(app, req.body, req.cookies, req.client_ip).await
+        }
+        ["wm", "verify"] => method_not_allowed("POST"),
         _ => Reply::error(404, "not_found", "no such tollgate endpoint"),
     }
 }

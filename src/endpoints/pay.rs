@@ -352,7 +352,7 @@ const RECEIPT_COOKIE_BUDGET: usize = 3600;
 /// The receipt cookie's value: the new receipt first, then the receipts the
 /// browser already holds that still verify (a browser that bought two things keeps
 /// both), joined by `~`, within [`RECEIPT_COOKIE_BUDGET`]; and the latest expiry.
-fn receipt_cookie_value(
+pub(crate) fn receipt_cookie_value(
     app: &App,
     new: &str,
     new_exp: u64,

@@ -310,7 +310,18 @@ impl PaymentService {
         }
         let before = self.revision.load(Ordering::SeqCst);
         let Some(p) = self.store.payment_by_contract(hash).await? else {
-            return Ok(None);
+            // Not a contract: perhaps a Web Monetization unlock (never revoked).
+            return Ok(self.store.wm_unlock(hash).await?.map(|u| {
+                let fact = PaidFact {
+                    scope: u.scope,
+                    pid: u.id,
+                    paid_at: u.created_at,
+                    access_ttl_secs: u.access_ttl_secs,
+                    revoked: Vec::new(),
+                };
+                self.cache.insert(*hash, fact.clone());
+                fact
+            }));
         };
         let fact = self.fact_for(&p).await?;
         if let Some(f) = &fact {
@@ -561,6 +572,24 @@ mod tests {
             down()
         }
         async fn refunded_by(&self, _: &str) -> StoreResult<Vec<[u8; 32]>> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl crate::store::WmStore for DownStore {
+        async fn wm_credit(
+            &self,
+            _: &str,
+            _: &str,
+            _: u128,
+            _: u128,
+            _: crate::store::wm::NewWmUnlock,
+            _: u64,
+        ) -> StoreResult<crate::store::wm::WmCredit> {
+            down()
+        }
+        async fn wm_unlock(&self, _: &[u8; 32]) -> StoreResult<Option<crate::store::wm::WmUnlock>> {
             down()
         }
     }

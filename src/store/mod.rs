@@ -11,8 +11,10 @@
 
 pub mod basket;
 pub mod sqlite;
+pub mod wm;
 
 pub use basket::BasketStore;
+pub use wm::WmStore;
 
 use async_trait::async_trait;
 
@@ -199,7 +201,7 @@ pub enum AttemptOutcome {
 
 /// The durable store. Implementations must make every method atomic.
 #[async_trait]
-pub trait Store: BasketStore + Send + Sync + 'static {
+pub trait Store: BasketStore + WmStore + Send + Sync + 'static {
     /// Creates the payment, allocating the next derivation index and its address
     /// (`derive(index)`) in the same transaction. Idempotent per contract hash:
     /// claiming a contract that already has a payment returns that payment and

@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 mod basket;
 mod columns;
 mod schema;
+mod wm;
 
 pub use columns::store_error;
 pub use schema::MIGRATIONS;

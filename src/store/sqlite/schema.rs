@@ -127,6 +127,27 @@ pub const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE transfers ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: Web Monetization credits: one row per incoming payment, and the unlocks
+    // (receipts) they paid for.
+    r#"
+    CREATE TABLE wm_incoming (
+        url        TEXT PRIMARY KEY,
+        wallet     TEXT NOT NULL,
+        received   TEXT NOT NULL,
+        consumed   TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE wm_unlocks (
+        id              TEXT PRIMARY KEY,
+        hash            BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),
+        incoming_url    TEXT NOT NULL REFERENCES wm_incoming(url),
+        scope           TEXT NOT NULL,
+        amount          TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        access_ttl_secs INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`.
