@@ -32,6 +32,7 @@ pub mod checks {
     use tollgate::amount::Amount;
     use tollgate::payments::state::PaymentState;
     use tollgate::store::basket::{BasketLine, BasketState, BasketWrite, NewBasket};
+    use tollgate::store::wm::{NewWmUnlock, WmCredit};
     use tollgate::store::{
         BlockRef, NewPayment, Payment, ScanBatch, StateChange, Store, StoreError, Transfer,
     };
@@ -1259,6 +1260,89 @@ pub mod checks {
         assert!(store.refresh(CHAIN, 10, 5000).await.unwrap().is_empty());
         assert_eq!(get(&*store, &p.id).await.state, PaymentState::Paid);
     }
+    /// An unlock `n` for the Web Monetization checks.
+    pub fn wm_unlock(n: u8) -> NewWmUnlock {
+        NewWmUnlock {
+            id: format!("{n:016x}"),
+            hash: [n; 32],
+            scope: format!("/articles/{n}"),
+            access_ttl_secs: 3600,
+        }
+    }
+
+    /// Rules out: a Web Monetization payment's units paying for two unlocks, a stale
+    /// (lower) read taking credit back, and concurrent verifies double-crediting.
+    pub async fn wm_units_are_credited_once(store: Arc<dyn Store>) {
+        let url = "https://op.example/rs/incoming-payments/1";
+        let credit = |received, n: u8| {
+            let store = store.clone();
+            async move {
+                store
+                    .wm_credit(
+                        url,
+                        "https://op.example/alice",
+                        received,
+                        5,
+                        wm_unlock(n),
+                        100,
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(credit(3, 1).await, WmCredit::Insufficient { available: 3 });
+        assert_eq!(store.wm_unlock(&[1; 32]).await.unwrap(), None);
+        assert_eq!(credit(7, 2).await, WmCredit::Unlocked { left: 2 });
+        let u = store.wm_unlock(&[2; 32]).await.unwrap().unwrap();
+        assert_eq!(
+            (u.id.as_str(), u.scope.as_str(), u.created_at),
+            ("0000000000000002", "/articles/2", 100)
+        );
+        assert_eq!(u.incoming_payment, url);
+        // The same reading again (a duplicate event): nothing more to credit.
+        assert_eq!(credit(7, 3).await, WmCredit::Insufficient { available: 2 });
+        // A stale, lower reading does not take credit back.
+        assert_eq!(credit(1, 4).await, WmCredit::Insufficient { available: 2 });
+        // It grew: 12 received, 5 consumed → 7 available → one more unlock.
+        assert_eq!(credit(12, 5).await, WmCredit::Unlocked { left: 2 });
+        // Eight concurrent verifies of 20 received (10 available): exactly 2 unlock.
+        let barrier = Arc::new(Barrier::new(8));
+        let mut tasks = Vec::new();
+        for n in 10..18u8 {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .wm_credit(url, "https://op.example/alice", 20, 5, wm_unlock(n), 100)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut unlocked = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap(), WmCredit::Unlocked { .. }) {
+                unlocked += 1;
+            }
+        }
+        assert_eq!(unlocked, 2);
+        assert_eq!(
+            credit(20, 30).await,
+            WmCredit::Insufficient { available: 0 }
+        );
+        // Another incoming payment is credited on its own.
+        let other = store
+            .wm_credit(
+                "https://op.example/rs/incoming-payments/2",
+                "w",
+                5,
+                5,
+                wm_unlock(40),
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(other, WmCredit::Unlocked { left: 0 });
+    }
 }
 
 /// A SQLite database in a unique temporary file, removed (with its WAL files)
@@ -1337,6 +1421,7 @@ sqlite_checks!(
     released_and_expired_baskets_free_their_refunds,
     provisional_transfers_wait_for_the_scanner,
     nothing_due_is_paid_at_once,
+    #[flavor = "multi_thread", worker_threads = 2] wm_units_are_credited_once,
 );
 
 #[tokio::test]
