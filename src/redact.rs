@@ -37,7 +37,13 @@ pub fn register_secret(secret: &[u8]) {
 /// suffix: `proxy-authorization`, `set-cookie`).
 const HEADERS: [&str; 2] = ["authorization", "cookie"];
 /// Markers after which a credential follows.
-const TOKEN_MARKERS: [&str; 4] = ["tg1.", "bearer ", "tollgate_receipt=", "tollgate_claim_"];
+const TOKEN_MARKERS: [&str; 5] = [
+    "tg1.",
+    "bearer ",
+    "gnap ",
+    "tollgate_receipt=",
+    "tollgate_claim_",
+];
 
 /// `text` with every credential-looking part replaced by [`REDACTED`]; borrowed
 /// unchanged when there is nothing to hide (the common case costs one scan).
@@ -76,7 +82,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
                 };
                 start += eq + 1;
             }
-            if m == "bearer " {
+            if m == "bearer " || m == "gnap " {
                 start += text[start..].len() - text[start..].trim_start().len();
             }
             let end = token_end(bytes, start);
@@ -237,6 +243,10 @@ mod tests {
         assert_eq!(
             clean("method \"Bearer s3cret-abc\""),
             "method \"Bearer [redacted]\""
+        );
+        assert_eq!(
+            clean("authz GNAP  0p3nPaym3ntsT0ken, next"),
+            "authz GNAP  [redacted], next"
         );
         assert_eq!(
             clean("{\"claim_token\":\"s3cretClaimToken_-x\",\"a\":1}"),
