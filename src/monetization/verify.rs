@@ -144,9 +144,16 @@ pub async fn verify(
         wallet.resource_server.trim_end_matches('/')
     );
     let id = req.incoming_payment.strip_prefix(&prefix).unwrap_or("");
-    if id.is_empty()
-        || id.contains(['/', '?', '#'])
-        || !crate::config::op_url_allowed(&req.incoming_payment)
+    // One path segment of unreserved characters: nothing that could lead the read
+    // anywhere but that server's incoming payments.
+    let id_ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    if !id_ok || !crate::config::op_url_allowed(&req.incoming_payment)
     {
         return Reply::error(
             400,
