@@ -300,7 +300,7 @@ async fn respond(stream: &mut TcpStream, method: &str, query: &str) -> std::io::
                 .write_all(b"HTTP/1.1 204 No Content\r\nContent-Type: text/html\r\n\r\n")
                 .await;
         }
-        "big" => return big(stream, q.size, head_only).await,
+        "big" => return big(stream, q.size, &q.enc, head_only).await,
         _ => {}
     }
     let body = wire_body(query);
@@ -352,22 +352,49 @@ async fn write_chunk(stream: &mut TcpStream, piece: &[u8]) -> std::io::Result<()
     stream.write_all(&frame).await
 }
 
-/// The big page, `size` bytes, in 64 KiB chunks generated as they are sent.
-async fn big(stream: &mut TcpStream, size: usize, head_only: bool) -> std::io::Result<()> {
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n";
+/// The big page, `size` bytes, in 64 KiB chunks generated as they are sent; with
+/// `enc=gzip` compressed on the fly (each chunk sync-flushed).
+async fn big(
+    stream: &mut TcpStream,
+    size: usize,
+    enc: &str,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let gzip = enc == "gzip";
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n{}Transfer-Encoding: chunked\r\n\r\n",
+        if gzip {
+            "Content-Encoding: gzip\r\n"
+        } else {
+            ""
+        }
+    );
     stream.write_all(head.as_bytes()).await?;
     if head_only {
         return stream.flush().await;
     }
     const CHUNK: usize = 64 * 1024;
+    let mut encoder =
+        gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
     let mut piece = Vec::with_capacity(CHUNK);
     let mut at = 0;
     while at < size {
         let end = (at + CHUNK).min(size);
         piece.clear();
         piece.extend((at..end).map(big_page_byte));
-        write_chunk(stream, &piece).await?;
+        match encoder.as_mut() {
+            Some(e) => {
+                e.write_all(&piece)?;
+                e.flush()?;
+                let out = std::mem::take(e.get_mut());
+                write_chunk(stream, &out).await?;
+            }
+            None => write_chunk(stream, &piece).await?,
+        }
         at = end;
+    }
+    if let Some(e) = encoder {
+        write_chunk(stream, &e.finish()?).await?;
     }
     stream.write_all(b"0\r\n\r\n").await?;
     stream.flush().await
