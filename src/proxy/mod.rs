@@ -141,54 +141,6 @@ impl ProxyHttp for Tollgate {
 }
 
 impl Tollgate {
-    /// For a response the link may go into (SPEC section 10): re-frames its header
-    /// and starts the body rewrite. Others are left alone.
-    fn start_link_injection(
-        &self,
-        session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        let Some(link) = &self.link_injection else {
-            return Ok(());
-        };
-        let req = session.req_header();
-        let Some(coding) = inject::rewritable(&req.method, resp.status.as_u16(), &resp.headers)
-        else {
-            return Ok(());
-        };
-        let framing = Framing::for_request(req.version);
-        inject::prepare_headers(resp, framing)?;
-        if framing == Framing::CloseDelimited {
-            session.set_keepalive(None);
-        }
-        let injector = HeadInjector::new(link.link().clone());
-        ctx.link_rewrite = Some(Box::new(Transcoder::new(coding, injector)));
-        Ok(())
-    }
-}
-
-/// Runs one body chunk through the link injector, replacing it with what to send.
-fn inject_link_into_body(
-    rewrite: &mut Transcoder<HeadInjector>,
-    body: &mut Option<Bytes>,
-    end_of_stream: bool,
-) {
-    let was_truncated = rewrite.truncated();
-    match rewrite.filter(body.as_deref(), end_of_stream) {
-        Emit::AsIs => {}
-        Emit::Bytes(out) if out.is_empty() => *body = None,
-        Emit::Bytes(out) => *body = Some(Bytes::from(out)),
-    }
-    if rewrite.truncated() && !was_truncated {
-        tracing::warn!(
-            "origin sent a corrupt compressed HTML body after the monetization link went in; \
-             the response ends with what decoded cleanly"
-        );
-    }
-}
-
-impl Tollgate {
     /// Decides what to do with the request. `None`: proxy it (with `ctx`'s rewrite);
     /// `Some(reply)`: answer it here.
     async fn route_request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Option<Reply> {
@@ -383,6 +335,32 @@ impl Tollgate {
         )
         .await
     }
+
+    /// For a response the link may go into (SPEC section 10): re-frames its header
+    /// and starts the body rewrite. Others are left alone.
+    fn start_link_injection(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(link) = &self.link_injection else {
+            return Ok(());
+        };
+        let req = session.req_header();
+        let Some(coding) = inject::rewritable(&req.method, resp.status.as_u16(), &resp.headers)
+        else {
+            return Ok(());
+        };
+        let framing = Framing::for_request(req.version);
+        inject::prepare_headers(resp, framing)?;
+        if framing == Framing::CloseDelimited {
+            session.set_keepalive(None);
+        }
+        let injector = HeadInjector::new(link.link().clone());
+        ctx.link_rewrite = Some(Box::new(Transcoder::new(coding, injector)));
+        Ok(())
+    }
 }
 
 fn unavailable() -> Reply {
@@ -398,6 +376,26 @@ fn unavailable() -> Reply {
 fn under_prefix<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
     path.strip_prefix(prefix)
         .filter(|sub| sub.is_empty() || sub.starts_with('/'))
+}
+
+/// Runs one body chunk through the link injector, replacing it with what to send.
+fn inject_link_into_body(
+    rewrite: &mut Transcoder<HeadInjector>,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+) {
+    let was_truncated = rewrite.truncated();
+    match rewrite.filter(body.as_deref(), end_of_stream) {
+        Emit::AsIs => {}
+        Emit::Bytes(out) if out.is_empty() => *body = None,
+        Emit::Bytes(out) => *body = Some(Bytes::from(out)),
+    }
+    if rewrite.truncated() && !was_truncated {
+        tracing::warn!(
+            "origin sent a corrupt compressed HTML body after the monetization link went in; \
+             the response ends with what decoded cleanly"
+        );
+    }
 }
 
 /// Removes `Authorization: Tollgate …` and the `tollgate_receipt` cookie.
