@@ -183,5 +183,16 @@ fn render_page(
         token: &offer.token,
         deadline_iso: pages::iso_utc(t.pay_deadline),
         deadline_human: pages::human_utc(t.pay_deadline),
+        monetization_link: monetization_link(cfg, &offer.params.resource),
     })
+}
+
+/// The wallet address for the paywall's `<link rel="monetization">`: set when
+/// `[web_monetization]` is configured and the route pricing `resource` has a `wm_price`
+/// (SPEC section 10).
+fn monetization_link<'c>(cfg: &'c Config, resource: &str) -> Option<&'c str> {
+    let wm = cfg.web_monetization.as_ref()?;
+    let route = cfg.routes.lookup(resource)?;
+    route.wm_price.as_ref()?;
+    Some(wm.wallet_address.as_str())
 }

@@ -9,7 +9,9 @@
 //! 3. **decide** ([`gate::decide`]): free/unmatched → forward; ambiguous path that
 //!    could reach priced content → 400; priced → receipt or 402;
 //! 4. **challenge** ([`challenge`]): a 402 with a freshly minted [`contract::Offer`]
-//!    (nothing is written anywhere), or the same offer again for a fulfillment URL.
+//!    (nothing is written anywhere), or the same offer again for a fulfillment URL;
+//! 5. **respond**: a forwarded HTML response of an `inject_link` route gets the Web
+//!    Monetization link after its `<head>` as it streams ([`monetization::inject`]).
 //!
 //! ## Invariants (each has a test named after it)
 //!

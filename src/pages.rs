@@ -35,6 +35,9 @@ pub struct Paywall<'a> {
     pub deadline_iso: String,
     /// The pay deadline for people.
     pub deadline_human: String,
+    /// The Web Monetization wallet address, when this route also takes Web Monetization
+    /// (`wm_price`): the page's head starts with `<link rel="monetization" href="…">`.
+    pub monetization_link: Option<&'a str>,
 }
 
 /// A link on a [`Message`] page.

@@ -5,6 +5,7 @@
 //! the pure modules; this file only reads the request and writes the answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,6 +19,8 @@ use crate::config::Route;
 use crate::contract::Offer;
 use crate::endpoints::{self, EndpointRequest};
 use crate::gate::{decide, query_param, strip_query_param, Decision};
+use crate::monetization::codec::{Emit, Transcoder};
+use crate::monetization::inject::{self, Framing, HeadInjector, LinkInjection};
 use crate::payments::service::PaymentService;
 use crate::payments::state::PaymentState;
 use crate::receipt;
@@ -33,12 +36,21 @@ const MAX_DRAIN: u64 = 64 * 1024;
 /// The proxy. One per server; shares [`App`] with background services.
 pub struct Tollgate {
     app: Arc<App>,
+    /// The Web Monetization link and the paths whose HTML gets it (`inject_link`).
+    link_injection: Option<LinkInjection>,
 }
 
 impl Tollgate {
     /// A proxy over `app`.
     pub fn new(app: Arc<App>) -> Tollgate {
-        Tollgate { app }
+        let link_injection = LinkInjection::from_config(
+            app.cfg.web_monetization.as_ref(),
+            app.cfg.server.upstream_case_insensitive,
+        );
+        Tollgate {
+            app,
+            link_injection,
+        }
     }
 }
 
@@ -49,6 +61,11 @@ pub struct RequestCtx {
     rewrite: Option<String>,
     /// Remove tollgate's receipt header and cookie before forwarding.
     strip_credentials: bool,
+    /// The canonical path is an `inject_link` one: its HTML may get the monetization link.
+    inject_link: bool,
+    /// The response body is being run through the link injector (set by
+    /// `response_filter` for a response it may change).
+    link_rewrite: Option<Box<Transcoder<HeadInjector>>>,
 }
 
 #[async_trait]
@@ -96,6 +113,31 @@ impl ProxyHttp for Tollgate {
         }
         Ok(())
     }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.inject_link {
+            self.start_link_injection(session, upstream_response, ctx)?;
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(rewrite) = ctx.link_rewrite.as_deref_mut() {
+            inject_link_into_body(rewrite, body, end_of_stream);
+        }
+        Ok(None)
+    }
 }
 
 impl Tollgate {
@@ -126,6 +168,10 @@ impl Tollgate {
         }
         // Computed while the raw target is at hand; no allocation when nothing changes.
         let rewrite = forward_target(raw, &target.path, target.query.as_deref());
+        ctx.inject_link = self
+            .link_injection
+            .as_ref()
+            .is_some_and(|l| l.covers(&target.path));
         let req = session.req_header();
         let route = match decide(&cfg.routes, &req.method, &target, case_insensitive) {
             Decision::Forward => {
@@ -289,6 +335,32 @@ impl Tollgate {
         )
         .await
     }
+
+    /// For a response the link may go into (SPEC section 10): re-frames its header
+    /// and starts the body rewrite. Others are left alone.
+    fn start_link_injection(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(link) = &self.link_injection else {
+            return Ok(());
+        };
+        let req = session.req_header();
+        let Some(coding) = inject::rewritable(&req.method, resp.status.as_u16(), &resp.headers)
+        else {
+            return Ok(());
+        };
+        let framing = Framing::for_request(req.version);
+        inject::prepare_headers(resp, framing)?;
+        if framing == Framing::CloseDelimited {
+            session.set_keepalive(None);
+        }
+        let injector = HeadInjector::new(link.link().clone());
+        ctx.link_rewrite = Some(Box::new(Transcoder::new(coding, injector)));
+        Ok(())
+    }
 }
 
 fn unavailable() -> Reply {
@@ -304,6 +376,26 @@ fn unavailable() -> Reply {
 fn under_prefix<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
     path.strip_prefix(prefix)
         .filter(|sub| sub.is_empty() || sub.starts_with('/'))
+}
+
+/// Runs one body chunk through the link injector, replacing it with what to send.
+fn inject_link_into_body(
+    rewrite: &mut Transcoder<HeadInjector>,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+) {
+    let was_truncated = rewrite.truncated();
+    match rewrite.filter(body.as_deref(), end_of_stream) {
+        Emit::AsIs => {}
+        Emit::Bytes(out) if out.is_empty() => *body = None,
+        Emit::Bytes(out) => *body = Some(Bytes::from(out)),
+    }
+    if rewrite.truncated() && !was_truncated {
+        tracing::warn!(
+            "origin sent a corrupt compressed HTML body after the monetization link went in; \
+             the response ends with what decoded cleanly"
+        );
+    }
 }
 
 /// Removes `Authorization: Tollgate …` and the `tollgate_receipt` cookie.

@@ -12,6 +12,7 @@ pub mod node_script;
 pub mod origin;
 pub mod payer;
 pub mod rpc_proxy;
+pub mod wm_origin;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
