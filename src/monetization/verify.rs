@@ -153,8 +153,7 @@ pub async fn verify(
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
-    if !id_ok || !crate::config::op_url_allowed(&req.incoming_payment)
-    {
+    if !id_ok || !crate::config::op_url_allowed(&req.incoming_payment) {
         return Reply::error(
             400,
             "foreign_incoming_payment",
