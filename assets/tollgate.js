@@ -31,6 +31,11 @@
  *   tollgate.payEip681(uri)
  *       Pays an EIP-681 token transfer through the browser wallet (e.g. inside a
  *       basket's challenge callback); resolves with the transaction hash.
+ *   tollgate.monetize(opts)
+ *       Web Monetization (SPEC section 10): hears the page's `monetization` events
+ *       and has tollgate verify each one's incoming payment
+ *       (`POST {pay_prefix}/wm/verify`); once enough was received, stores the
+ *       receipt and reloads the page (or resolves, with `reload: false`).
  *
  * Money is integer base units end to end: BigInt or decimal strings, never Number.
  * Nothing is claimed or paid before the user presses Confirm.
@@ -2023,6 +2028,241 @@
       );
   }
 
+  // ---- Web Monetization: monetize() (SPEC section 10) ------------------------------------
+
+  /** The `h` claim of a tg1 receipt (lowercase hex), or null. Not verified: only a key. */
+  function receiptHash(receipt) {
+    try {
+      var part = String(receipt).split('.')[1] || '';
+      var b64 = part.replace(/-/g, '+').replace(/_/g, '/');
+      var bin = atob(b64 + '==='.slice((b64.length + 3) % 4));
+      var bytes = Uint8Array.from(bin, function (c) { return c.charCodeAt(0); });
+      var claims = JSON.parse(new TextDecoder().decode(bytes));
+      var h = isStr(claims.h) ? claims.h.toLowerCase() : '';
+      return HASH.test(h) ? h : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /**
+   * Stores a Web Monetization receipt in the wallet store. Entries are keyed by the
+   * receipt's `h` claim, as every other entry is (for a purchase, `h` is its contract
+   * hash; for Web Monetization, tollgate's unlock hash, which is never a contract
+   * hash), so `tollgate.fetch` and scope lookups find it like any other receipt.
+   * `kind: "wm"` tells it apart; it has no contract, payment id or claim token.
+   */
+  function storeWmReceipt(j, resource, incomingPayment) {
+    var h = receiptHash(j.receipt);
+    if (!h) return null;
+    return wallet.put({
+      hash: h,
+      kind: 'wm',
+      state: 'paid',
+      base: BASE,
+      scope: j.scope !== undefined ? j.scope : resource,
+      resource: resource,
+      merchant: null,
+      summary: 'Web Monetization: ' + resource,
+      fulfillment_url: new URL(resource, location.href).href,
+      incoming_payment: incomingPayment,
+      received: isStr(j.received) ? j.received : null,
+      required: isStr(j.required) ? j.required : null,
+      payment_id: null,
+      claim_token: null,
+      receipt: j.receipt,
+      exp: j.expires_at,
+    });
+  }
+
+  /** One `POST {pay_prefix}/wm/verify`: what tollgate answered, classified. */
+  async function wmVerifyOnce(incomingPayment, resource) {
+    var r;
+    try {
+      r = await postJson(BASE + '/wm/verify', { incomingPayment: incomingPayment, resource: resource });
+    } catch (e) {
+      return { kind: 'unavailable', retryAfter: null, error: new TollgateError('unavailable', 'Could not reach tollgate to verify the payment (' + e.message + ').') };
+    }
+    var j = await readJson(r);
+    var say = function (code, fallback) {
+      return new TollgateError(isStr(j.code) ? j.code : code, isStr(j.message) ? j.message : fallback, {
+        status: r.status,
+        incomingPayment: incomingPayment,
+      });
+    };
+    if (r.status === 200) {
+      if (!isStr(j.receipt) || j.receipt.indexOf('tg1.') !== 0 || !isInt(j.expires_at)) {
+        return { kind: 'fatal', error: say('bad_answer', 'tollgate\'s answer to the verification is malformed.') };
+      }
+      return { kind: 'ok', answer: j };
+    }
+    if (r.status === 402 && j.code === 'insufficient') {
+      // Decimal strings, passed on as they are: never parsed into floats.
+      return { kind: 'insufficient', received: isStr(j.received) ? j.received : null, required: isStr(j.required) ? j.required : null };
+    }
+    if (r.status === 503 || r.status === 429) {
+      var after = /^[0-9]{1,6}$/.test(r.headers.get('Retry-After') || '') ? Number(r.headers.get('Retry-After')) : null;
+      return { kind: 'unavailable', retryAfter: after, error: say('unavailable', 'tollgate could not verify the payment now (HTTP ' + r.status + ').') };
+    }
+    return { kind: 'fatal', error: say('verify_refused', 'tollgate refused the payment (HTTP ' + r.status + ').') };
+  }
+
+  var monetizing = null; // the running monetize(): one per page
+
+  /**
+   * Web Monetization for this page: listens (on `document`) for the `monetization`
+   * events a Web Monetization agent fires on the page's `<link rel="monetization">`
+   * (they bubble; the link may come later), and for each one with an
+   * `incomingPayment` asks tollgate to verify it: `POST {pay_prefix}/wm/verify
+   * {incomingPayment, resource}`, `resource` being this page's path. tollgate reads
+   * that incoming payment from the receiver's Open Payments server and answers
+   *
+   *   200 {receipt, scope, expires_at, received, required} + the receipt cookie:
+   *       the receipt is stored (wallet store, keyed by its `h` claim), listening
+   *       stops, and the page is reloaded (`location.reload()`), now unlocked; with
+   *       `reload: false` the returned promise resolves with `{receipt, scope,
+   *       expires_at, received, required}` instead;
+   *   402 {code: "insufficient", received, required}: the money lags the event; the
+   *       same incoming payment is asked about again with backoff (`retries` times,
+   *       `backoffMs` doubling up to 8×), and again at once on each new event for it;
+   *   503 / 429 (Retry-After) or tollgate unreachable: asked again after Retry-After
+   *       (at most 60 s), at most `retries` times; then reported (`onerror`), and the
+   *       next event tries again;
+   *   anything else (400 foreign_incoming_payment, 403 wrong_wallet, …): reported
+   *       (`onerror`), listening stops, and the promise rejects with a TollgateError
+   *       (its `code` tollgate's, its `status` the HTTP status).
+   *
+   * Only one verification per incoming payment is in flight at a time: an event for
+   * one already being verified marks it to be asked again, never a second request.
+   * Amounts are tollgate's decimal strings, in the wallet's asset, never floats.
+   * Call it where the page is locked (tollgate's paywall): each unlock consumes
+   * `wm_price` of what was received. Calling it again returns the same promise.
+   *
+   * `opts`: `{reload (default true), resource (default location.pathname),
+   * retries (default 5), backoffMs (default 1000), onerror(err), onprogress(info)}`;
+   * `info` is `{state: "verifying" | "insufficient" | "waiting" | "unavailable" |
+   * "unlocked", incomingPayment, received, required}` ("waiting": the retries for
+   * that incoming payment are spent; the next event for it asks again).
+   */
+  function monetize(opts) {
+    if (monetizing) return monetizing.promise;
+    opts = opts || {};
+    var resource = isStr(opts.resource) && opts.resource.charAt(0) === '/' ? opts.resource : location.pathname;
+    var retries = isInt(opts.retries) ? opts.retries : 5;
+    var backoffMs = isInt(opts.backoffMs) && opts.backoffMs > 0 ? opts.backoffMs : 1000;
+    var states = new Map(); // incomingPayment -> {running, again, wake}
+    var run = { done: false, promise: null };
+    var settle = {};
+    run.promise = new Promise(function (resolve, reject) {
+      settle.resolve = resolve;
+      settle.reject = reject;
+    });
+    run.promise.catch(function () {}); // reported through onerror as well
+    monetizing = run;
+
+    var progress = function (info) {
+      callBack(opts.onprogress, [info]);
+    };
+    var stop = function () {
+      run.done = true;
+      document.removeEventListener('monetization', onEvent);
+      states.forEach(function (s) { if (s.wake) s.wake(); });
+      if (monetizing === run) monetizing = null;
+    };
+    var wait = function (s, ms) {
+      return new Promise(function (resolve) {
+        var t = setTimeout(done, ms);
+        function done() {
+          clearTimeout(t);
+          s.wake = null;
+          resolve();
+        }
+        s.wake = done;
+      });
+    };
+
+    async function verify(url, s) {
+      var lagging = 0;
+      var unavailable = 0;
+      while (!run.done) {
+        s.again = false;
+        progress({ state: 'verifying', incomingPayment: url, received: null, required: null });
+        var out = await wmVerifyOnce(url, resource);
+        if (run.done) return;
+        if (out.kind === 'ok') {
+          var j = out.answer;
+          if (!storeWmReceipt(j, resource, url) && window.console) {
+            console.warn('tollgate: the Web Monetization receipt has no readable hash; it was not stored (the cookie still holds it)');
+          }
+          stop();
+          progress({ state: 'unlocked', incomingPayment: url, received: j.received, required: j.required });
+          var value = { receipt: j.receipt, scope: j.scope, expires_at: j.expires_at, received: j.received, required: j.required };
+          settle.resolve(value);
+          if (opts.reload !== false) location.reload();
+          return;
+        }
+        if (out.kind === 'insufficient') {
+          progress({ state: 'insufficient', incomingPayment: url, received: out.received, required: out.required });
+          if (s.again) {
+            lagging = 0; // a new event meanwhile: maybe more money, ask at once
+            continue;
+          }
+          if (lagging >= retries) {
+            progress({ state: 'waiting', incomingPayment: url, received: out.received, required: out.required });
+            return; // the next event for it asks again
+          }
+          await wait(s, backoffMs * Math.pow(2, Math.min(lagging, 3)));
+          lagging = s.again ? 0 : lagging + 1; // an event meanwhile: a fresh budget
+          continue;
+        }
+        if (out.kind === 'unavailable') {
+          progress({ state: 'unavailable', incomingPayment: url, received: null, required: null });
+          if (unavailable >= retries) {
+            callBack(opts.onerror, [out.error]);
+            return; // the next event tries again
+          }
+          unavailable += 1;
+          var after = out.retryAfter !== null ? Math.min(out.retryAfter, 60) * 1000 : backoffMs * Math.pow(2, Math.min(unavailable, 3));
+          await wait(s, Math.max(after, 100));
+          continue;
+        }
+        stop();
+        callBack(opts.onerror, [out.error]);
+        settle.reject(out.error);
+        return;
+      }
+    }
+
+    function onEvent(ev) {
+      if (run.done) return;
+      var url = ev && ev.incomingPayment;
+      if (!isStr(url) || !url) return; // an agent that names no incoming payment: nothing to verify
+      try {
+        url = httpUrl(url, 'the incoming payment');
+      } catch (e) {
+        return;
+      }
+      var s = states.get(url);
+      if (s && s.running) {
+        s.again = true;
+        if (s.wake) s.wake();
+        return;
+      }
+      s = { running: true, again: false, wake: null };
+      states.set(url, s);
+      verify(url, s).then(
+        function () { s.running = false; },
+        function (e) {
+          s.running = false;
+          if (window.console) console.error('tollgate: monetize', e);
+        }
+      );
+    }
+
+    document.addEventListener('monetization', onEvent);
+    return run.promise;
+  }
+
   // Drop expired entries on load.
   wallet.list();
 
@@ -2045,6 +2285,7 @@
     ShoppingBasket: ShoppingBasket,
     payEip681: payEip681,
     parseEip681: parseEip681,
+    monetize: monetize,
   };
   window.tollgate = api;
   var taler = window.taler && typeof window.taler === 'object' ? window.taler : (window.taler = {});

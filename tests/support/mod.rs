@@ -9,6 +9,7 @@ pub mod background_server;
 pub mod chain;
 pub mod lenient_origin;
 pub mod node_script;
+pub mod op_server;
 pub mod origin;
 pub mod payer;
 pub mod rpc_proxy;
