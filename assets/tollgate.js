@@ -2144,14 +2144,17 @@
    * "unlocked", incomingPayment, received, required}` ("waiting": the retries for
    * that incoming payment are spent; the next event for it asks again).
    */
-  function monetize(opts) {
-    if (monetizing) return monetizing.promise;
-    opts = opts || {};
+  function monetize(newOpts) {
+    // A second call (a page script after tollgate's paywall made the first) updates the
+    // options of the running session and returns its promise: one session per page.
+    if (monetizing) {
+      if (newOpts && typeof newOpts === 'object') Object.assign(monetizing.opts, newOpts);
+      return monetizing.promise;
+    }
+    var opts = Object.assign({}, newOpts || {});
     var resource = isStr(opts.resource) && opts.resource.charAt(0) === '/' ? opts.resource : location.pathname;
-    var retries = isInt(opts.retries) ? opts.retries : 5;
-    var backoffMs = isInt(opts.backoffMs) && opts.backoffMs > 0 ? opts.backoffMs : 1000;
     var states = new Map(); // incomingPayment -> {running, again, wake}
-    var run = { done: false, promise: null };
+    var run = { done: false, promise: null, opts: opts };
     var settle = {};
     run.promise = new Promise(function (resolve, reject) {
       settle.resolve = resolve;
@@ -2160,6 +2163,12 @@
     run.promise.catch(function () {}); // reported through onerror as well
     monetizing = run;
 
+    var retriesOf = function () {
+      return isInt(opts.retries) ? opts.retries : 5;
+    };
+    var backoffOf = function () {
+      return isInt(opts.backoffMs) && opts.backoffMs > 0 ? opts.backoffMs : 1000;
+    };
     var progress = function (info) {
       callBack(opts.onprogress, [info]);
     };
@@ -2207,22 +2216,22 @@
             lagging = 0; // a new event meanwhile: maybe more money, ask at once
             continue;
           }
-          if (lagging >= retries) {
+          if (lagging >= retriesOf()) {
             progress({ state: 'waiting', incomingPayment: url, received: out.received, required: out.required });
             return; // the next event for it asks again
           }
-          await wait(s, backoffMs * Math.pow(2, Math.min(lagging, 3)));
+          await wait(s, backoffOf() * Math.pow(2, Math.min(lagging, 3)));
           lagging = s.again ? 0 : lagging + 1; // an event meanwhile: a fresh budget
           continue;
         }
         if (out.kind === 'unavailable') {
           progress({ state: 'unavailable', incomingPayment: url, received: null, required: null });
-          if (unavailable >= retries) {
+          if (unavailable >= retriesOf()) {
             callBack(opts.onerror, [out.error]);
             return; // the next event tries again
           }
           unavailable += 1;
-          var after = out.retryAfter !== null ? Math.min(out.retryAfter, 60) * 1000 : backoffMs * Math.pow(2, Math.min(unavailable, 3));
+          var after = out.retryAfter !== null ? Math.min(out.retryAfter, 60) * 1000 : backoffOf() * Math.pow(2, Math.min(unavailable, 3));
           await wait(s, Math.max(after, 100));
           continue;
         }
