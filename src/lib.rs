@@ -57,6 +57,16 @@
 //!     provisionally and count only once the scanner finds them on the canonical
 //!     chain (`provisional_transfers_wait_for_the_scanner`,
 //!     `challenge_answers_need_a_transfer_to_this_payment`).
+//! 13. *A monetization event is never proof*: only an incoming payment read
+//!     authenticated from the receiver's own Open Payments server, paying into the
+//!     configured wallet in its asset, unlocks; its units are credited once
+//!     ([`monetization::verify`]; `received_money_unlocks_once_per_unit`,
+//!     `foreign_payments_other_wallets_and_assets_are_refused`,
+//!     `wm_units_are_credited_once`).
+//! 14. *Injection changes only what it may*: the monetization link goes into HTML
+//!     heads of configured routes, streaming with bounded memory; anything else passes
+//!     byte-exact ([`monetization::inject`]; `non_html_on_the_same_route_is_byte_exact`,
+//!     `fifty_megabyte_html_streams_with_bounded_memory`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
