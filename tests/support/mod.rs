@@ -125,9 +125,13 @@ impl Tollgate {
                 Ok((kind, a)) if kind == "gateway" => gateway = Some(a.parse().unwrap()),
                 Ok(_) => {}
                 Err(_) => {
+                    // Exited on its own (and how), or still running after the wait.
+                    let status = child.try_wait().ok().flatten();
                     let _ = child.kill();
                     let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                    panic!("tollgate did not become ready; stderr:\n{err}");
+                    panic!(
+                        "tollgate did not become ready (exit status: {status:?}); stderr:\n{err}"
+                    );
                 }
             }
         };
