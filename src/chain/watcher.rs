@@ -147,6 +147,11 @@ impl Watcher {
         let heads = self.rpc.heads().await;
         let checkpoint = store.checkpoint(chain.chain_id).await?;
         let reported: Vec<Option<u64>> = heads.iter().map(|h| h.as_ref().ok().copied()).collect();
+        let metrics = crate::metrics::global();
+        if let Some(m) = metrics {
+            m.rpc_errors(reported.iter().filter(|h| h.is_none()).count() as u64);
+        }
+        let highest = reported.iter().flatten().copied().max();
         let mut changes = Vec::new();
         match choose_views(&reported, checkpoint.as_ref().map(|c| c.number)) {
             Views::AllFailed => {
@@ -180,9 +185,17 @@ impl Watcher {
                         continue;
                     };
                     match self.scan(&view, now, &mut changes).await {
-                        Ok(()) => return Ok(changes),
+                        Ok(()) => {
+                            if let (Some(m), Some(top)) = (metrics, highest) {
+                                m.set_head_lag(top.saturating_sub(view.head()));
+                            }
+                            return Ok(changes);
+                        }
                         Err(TickError::Store(e)) => return Err(e.into()),
                         Err(TickError::Rpc(e)) => {
+                            if let Some(m) = metrics {
+                                m.rpc_errors(1);
+                            }
                             tracing::warn!(
                                 endpoint = view.endpoint(),
                                 head = view.head(),

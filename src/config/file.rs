@@ -35,6 +35,10 @@ pub struct ServerFile {
     /// are matched, and paths forwarded, lower-cased.
     #[serde(default)]
     pub upstream_case_insensitive: bool,
+    /// CIDR networks of load balancers whose `X-Forwarded-For`/`Forwarded` headers
+    /// give the client address (default: none, so those headers are never believed).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 fn default_listen() -> String {

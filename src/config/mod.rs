@@ -423,6 +423,7 @@ impl Validator {
                 }
             },
         };
+        let trusted_proxies = self.networks("server.trusted_proxies", &s.trusted_proxies);
         let (public_url, public_https) = public_url?;
         let (upstream, upstream_name) = upstream?;
         if !prefix_ok {
@@ -440,7 +441,23 @@ impl Validator {
             threads: threads?,
             grace_period_secs: grace?,
             upstream_case_insensitive: s.upstream_case_insensitive,
+            trusted_proxies,
         })
+    }
+
+    /// Parses a list of CIDR networks, a problem for each one that is not.
+    fn networks(&mut self, key: &str, list: &[String]) -> Vec<ipnet::IpNet> {
+        let mut out = Vec::new();
+        for (i, c) in list.iter().enumerate() {
+            match c.trim().parse::<ipnet::IpNet>() {
+                Ok(n) => out.push(n.trunc()),
+                Err(_) => self.problem(
+                    &format!("{key}[{i}]"),
+                    &format!("{c:?} is not a CIDR network like \"10.0.0.0/8\""),
+                ),
+            }
+        }
+        out
     }
 
     fn public_url(&mut self, u: &str) -> Option<(String, bool)> {

@@ -86,6 +86,9 @@ pub struct Server {
     /// stored lower-cased, and request paths are lower-cased before matching and
     /// forwarding.
     pub upstream_case_insensitive: bool,
+    /// Peers whose forwarding headers are believed for the client address
+    /// (`[server] trusted_proxies`; empty: nobody's).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Server {

@@ -687,3 +687,41 @@ ca_file = "missing.pem"
         assert_eq!(super::monetization::op_url_allowed(url), ok, "{url}");
     }
 }
+
+#[test]
+fn trusted_proxies_are_cidrs_and_default_to_none() {
+    let cfg = parse(Path::new("t.toml"), BASE, &env).unwrap();
+    assert!(cfg.server.trusted_proxies.is_empty());
+    let text = BASE.replace(
+        "upstream = \"127.0.0.1:3000\"",
+        "upstream = \"127.0.0.1:3000\"\ntrusted_proxies = [\"10.0.0.0/8\", \"fd00::/8\", \"192.168.1.7/32\"]",
+    );
+    let cfg = parse(Path::new("t.toml"), &text, &env).unwrap();
+    let nets: Vec<String> = cfg
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/8", "fd00::/8", "192.168.1.7/32"]);
+    // Every bad entry is named, together with the other problems of the file.
+    let bad = r#"
+[server]
+listen = "everywhere"
+public_url = "https://shop.example"
+upstream = "127.0.0.1:3000"
+trusted_proxies = ["10.0.0.0/8", "10.0.0.1", "lb.example/24", "300.0.0.0/8"]
+[secrets]
+receipt_key_env = "K"
+"#;
+    let k = keys(bad);
+    for want in [
+        "server.listen",
+        "server.trusted_proxies[1]",
+        "server.trusted_proxies[2]",
+        "server.trusted_proxies[3]",
+    ] {
+        assert!(k.contains(&want.to_string()), "{want} missing from {k:?}");
+    }
+    assert!(!k.contains(&"server.trusted_proxies[0]".to_string()));
+}

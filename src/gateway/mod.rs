@@ -4,8 +4,9 @@
 //! `start_payment`, only for callers inside the `[admin] allow` CIDRs (403) and with
 //! the bearer token when one is configured (401). `GET /{id}/status.json` is public
 //! on the gateway listener (with CORS, as the seed's browser polling needs). The admin
-//! listener is allowlisted for everything and also lists postback deliveries and
-//! triggers redeliveries. Handlers return [`Reply`]s; nothing here decides payments.
+//! listener is allowlisted for everything and also lists postback deliveries,
+//! triggers redeliveries and serves `GET /metrics` ([`crate::metrics`]). Handlers
+//! return [`Reply`]s; nothing here decides payments.
 
 pub mod rpc;
 
@@ -113,6 +114,7 @@ impl GatewayApp {
                     .with_header("Access-Control-Allow-Origin", "*".into())
             }
             (&Method::OPTIONS, [_, "status.json"]) => endpoints::pay::cors_preflight(),
+            (&Method::GET, ["metrics"]) if self.listener == Listener::Admin => self.metrics().await,
             (&Method::GET, ["deliveries"]) if self.listener == Listener::Admin => {
                 self.deliveries().await
             }
@@ -227,6 +229,22 @@ impl GatewayApp {
                 )
             })?;
         Ok(json!({"id": p.id, "amount": sp.amount_text, "address": p.address}))
+    }
+
+    /// `GET /metrics` (admin): the Prometheus text format.
+    async fn metrics(&self) -> Reply {
+        let Some(m) = crate::metrics::global() else {
+            return Reply::error(503, "metrics_unavailable", "metrics could not be set up");
+        };
+        match m.scrape(Some(&self.payments)).await {
+            Ok(text) => Reply {
+                status: 200,
+                headers: vec![("Cache-Control", "no-store".into())],
+                content_type: crate::metrics::CONTENT_TYPE,
+                body: Bytes::from(text),
+            },
+            Err(e) => Reply::error(503, "store_unavailable", &e),
+        }
     }
 
     async fn deliveries(&self) -> Reply {

@@ -165,6 +165,11 @@ impl PaymentService {
             .is_ok_and(|t| verify_mac(&keys.claim, &[b"claim", pid.as_bytes()], &t))
     }
 
+    /// How many paid facts the contract-hash cache holds (approximate; for metrics).
+    pub fn cache_entries(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
     /// True when `address` (any case) is one of ours.
     pub fn is_watched(&self, address: &str) -> bool {
         self.watched

@@ -3,9 +3,13 @@
 //! `request_filter` reads like the lifecycle in lib.rs: canonicalise → own endpoint?
 //! → decide → forward, refuse (400) or challenge (402). Every decision is made by
 //! the pure modules; this file only reads the request and writes the answer.
+//! Who the client is behind a load balancer is decided by [`forwarded`].
 
+pub mod forwarded;
+
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -19,6 +23,7 @@ use crate::config::Route;
 use crate::contract::Offer;
 use crate::endpoints::{self, EndpointRequest};
 use crate::gate::{decide, query_param, strip_query_param, Decision};
+use crate::metrics::Outcome;
 use crate::monetization::codec::{Emit, Transcoder};
 use crate::monetization::inject::{self, Framing, HeadInjector, LinkInjection};
 use crate::payments::service::PaymentService;
@@ -66,6 +71,16 @@ pub struct RequestCtx {
     /// The response body is being run through the link injector (set by
     /// `response_filter` for a response it may change).
     link_rewrite: Option<Box<Transcoder<HeadInjector>>>,
+    /// When the request head arrived (for the duration histogram).
+    started: Option<Instant>,
+    /// What tollgate did with the request (for `tollgate_requests_total`).
+    outcome: Option<Outcome>,
+    /// The TCP peer.
+    peer: Option<IpAddr>,
+    /// The peer is inside `[server] trusted_proxies`: its forwarding headers count.
+    trusted_peer: bool,
+    /// The client address: the peer, or what a trusted peer forwarded.
+    client: Option<IpAddr>,
 }
 
 #[async_trait]
@@ -73,11 +88,23 @@ impl ProxyHttp for Tollgate {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            started: Some(Instant::now()),
+            ..RequestCtx::default()
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match self.route_request(session, ctx).await {
+        self.resolve_client(session, ctx);
+        let reply = self.route_request(session, ctx).await;
+        let outcome = match &reply {
+            None if ctx.strip_credentials => Outcome::Unlocked,
+            None => Outcome::Forwarded,
+            Some(r) if r.status == 402 => Outcome::Challenged,
+            Some(_) => Outcome::Refused,
+        };
+        ctx.outcome.get_or_insert(outcome);
+        match reply {
             None => Ok(false),
             Some(reply) => {
                 write_reply(session, reply).await?;
@@ -111,7 +138,22 @@ impl ProxyHttp for Tollgate {
         if ctx.strip_credentials {
             strip_credentials(upstream_request)?;
         }
+        self.forwarding_headers(upstream_request, ctx)?;
         Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let outcome = ctx.outcome.unwrap_or(Outcome::Refused);
+        if let Some(m) = crate::metrics::global() {
+            let secs = ctx.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            m.observe_request(outcome, secs);
+        }
+        tracing::debug!(
+            client = ?ctx.client,
+            status = session.response_written().map_or(0, |r| r.status.as_u16()),
+            outcome = outcome.as_str(),
+            "request"
+        );
     }
 
     async fn response_filter(
@@ -156,7 +198,11 @@ impl Tollgate {
         };
         let prefix = cfg.server.pay_prefix.as_str();
         if let Some(sub) = under_prefix(&target.path, prefix) {
-            return Some(self.endpoint(session, sub, target.query.as_deref()).await);
+            ctx.outcome = Some(Outcome::Endpoint);
+            return Some(
+                self.endpoint(session, sub, target.query.as_deref(), ctx.client)
+                    .await,
+            );
         }
         let case_insensitive = cfg.server.upstream_case_insensitive;
         if case_insensitive {
@@ -274,7 +320,13 @@ impl Tollgate {
     }
 
     /// Reads the (bounded) body when the endpoint needs it and answers.
-    async fn endpoint(&self, session: &mut Session, sub: &str, query: Option<&str>) -> Reply {
+    async fn endpoint(
+        &self,
+        session: &mut Session,
+        sub: &str,
+        query: Option<&str>,
+        client_ip: Option<IpAddr>,
+    ) -> Reply {
         let method = session.req_header().method.clone();
         let mut body = Vec::new();
         if endpoints::reads_body(&method, sub) {
@@ -302,10 +354,6 @@ impl Tollgate {
             .unwrap_or("")
             .to_ascii_lowercase();
         let wants_json = prefers_json(req.headers.get("accept").map(|v| v.as_bytes()));
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
         let cookies: Vec<&str> = req
             .headers
             .get_all("cookie")
@@ -334,6 +382,94 @@ impl Tollgate {
             },
         )
         .await
+    }
+
+    /// Sets the peer, whether it is a trusted proxy, and the client address it
+    /// stands for ([`forwarded::client_address`]). Nothing is allocated unless the
+    /// peer is trusted.
+    fn resolve_client(&self, session: &Session, ctx: &mut RequestCtx) {
+        let Some(peer) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        else {
+            return;
+        };
+        let peer = forwarded::canonical_ip(peer);
+        let trusted = &self.app.cfg.server.trusted_proxies;
+        ctx.peer = Some(peer);
+        ctx.trusted_peer = forwarded::is_trusted(peer, trusted);
+        ctx.client = Some(if ctx.trusted_peer {
+            let h = &session.req_header().headers;
+            let xff: Vec<&[u8]> = h
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            let fwd: Vec<&[u8]> = h
+                .get_all("forwarded")
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            forwarded::client_address(peer, trusted, &xff, &fwd)
+        } else {
+            peer
+        });
+    }
+
+    /// `X-Forwarded-For` (the chain of a trusted peer plus the peer; otherwise the
+    /// peer alone), `X-Forwarded-Proto` and `X-Forwarded-Host` toward the origin, as
+    /// nginx and Caddy send them. An untrusted peer's `Forwarded` is dropped.
+    fn forwarding_headers(
+        &self,
+        req: &mut pingora::http::RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let Some(peer) = ctx.peer else {
+            return Ok(());
+        };
+        let server = &self.app.cfg.server;
+        let trusted = ctx.trusted_peer;
+        let h = &req.headers;
+        let xff: Vec<&[u8]> = h
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let chain = forwarded::upstream_xff(peer, trusted, &xff);
+        let proto = trusted
+            .then(|| {
+                let fwd: Vec<&[u8]> = h
+                    .get_all("forwarded")
+                    .iter()
+                    .map(|v| v.as_bytes())
+                    .collect();
+                forwarded::forwarded_proto(h.get("x-forwarded-proto").map(|v| v.as_bytes()), &fwd)
+            })
+            .flatten()
+            .unwrap_or(if server.public_https { "https" } else { "http" });
+        let keep_host = trusted && h.contains_key("x-forwarded-host");
+        let host = (!keep_host).then(|| {
+            h.get("host")
+                .map(|v| v.as_bytes().to_vec())
+                .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes().to_vec()))
+                .unwrap_or_else(|| {
+                    let u = &server.public_url;
+                    u.split_once("://")
+                        .map_or(u.as_str(), |(_, r)| r)
+                        .as_bytes()
+                        .to_vec()
+                })
+        });
+        req.insert_header("X-Forwarded-For", chain)?;
+        req.insert_header("X-Forwarded-Proto", proto)?;
+        if let Some(host) = host {
+            req.insert_header("X-Forwarded-Host", host)?;
+        }
+        if !trusted {
+            req.remove_header("forwarded");
+        }
+        Ok(())
     }
 
     /// For a response the link may go into (SPEC section 10): re-frames its header
