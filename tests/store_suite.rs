@@ -4,8 +4,10 @@
 //! unchanged against any implementation: each check takes an `Arc<dyn Store>` (a
 //! fresh, empty database) or, when it must reopen the database, a [`Backend`].
 //! Below the checks, one `#[tokio::test]` per check runs it against a fresh
-//! [`SqliteStore`] on a temporary file. Another store plugs in by implementing
-//! [`Backend`] and adding the same list of tests.
+//! [`SqliteStore`] on a temporary file, and one per check against a fresh
+//! [`PostgresStore`] database on a throwaway cluster (`tests/support/postgres.rs`),
+//! in module `postgres` (`postgres::<check>`). Another store plugs in by implementing [`Backend`] and adding
+//! the same list of tests.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +15,13 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use tollgate::store::postgres::PostgresStore;
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::store::Store;
+
+#[path = "support/postgres.rs"]
+mod pg_support;
+use pg_support::PgDatabase;
 
 /// A database under test that can be opened more than once (to prove durability).
 #[async_trait]
@@ -1446,4 +1453,91 @@ async fn claims_across_instances_get_distinct_indexes() {
 async fn paid_payment_survives_reopen() {
     let db = SqliteFile::new("paid_payment_survives_reopen");
     checks::paid_payment_survives_reopen(&db).await;
+}
+
+/// A fresh PostgreSQL database; every [`Backend::open`] is a new
+/// [`PostgresStore`] (a new pool, migrations checked again) on the same data.
+struct PgBackend {
+    db: PgDatabase,
+}
+
+impl PgBackend {
+    async fn new(name: &str) -> PgBackend {
+        PgBackend {
+            db: PgDatabase::new(name).await,
+        }
+    }
+
+    async fn store(&self) -> Arc<dyn Store> {
+        Arc::new(
+            PostgresStore::open(&self.db.url)
+                .await
+                .expect("open postgres store"),
+        )
+    }
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    async fn open(&self) -> Arc<dyn Store> {
+        self.store().await
+    }
+}
+
+/// One test per check against a fresh PostgreSQL database: the same list as
+/// [`sqlite_checks!`], plus the reopen checks through [`PgBackend`].
+mod postgres {
+    use super::{checks, PgBackend};
+
+    macro_rules! postgres_checks {
+        ($($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
+            #[tokio::test $(($($flavor)*))?]
+            async fn $check() {
+                let db = PgBackend::new(stringify!($check)).await;
+                checks::$check(db.store().await).await;
+            }
+        )*};
+    }
+
+    postgres_checks!(
+        claim_is_idempotent_per_contract_hash,
+        #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_get_distinct_indexes,
+        #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_of_one_contract_create_one_payment,
+        derive_failure_claims_nothing,
+        duplicate_payment_id_is_a_conflict,
+        same_transfer_cannot_pay_two_contracts,
+        partial_transfers_sum_to_paid,
+        underpaid_stays_locked,
+        late_payment_is_recorded_as_paid_late,
+        expired_without_transfers,
+        reorg_revert_moves_paid_back,
+        unknown_addresses_are_ignored,
+        address_match_ignores_case,
+        large_amounts_are_exact,
+        paid_payment_queues_exactly_one_postback,
+        delivery_attempts_keep_one_id,
+        basket_changes_only_at_the_revision_read,
+        #[flavor = "multi_thread", worker_threads = 2] a_purchase_is_refunded_once,
+        released_and_expired_baskets_free_their_refunds,
+        provisional_transfers_wait_for_the_scanner,
+        nothing_due_is_paid_at_once,
+        #[flavor = "multi_thread", worker_threads = 2] wm_units_are_credited_once,
+    );
+
+    macro_rules! postgres_reopen_checks {
+        ($($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
+            #[tokio::test $(($($flavor)*))?]
+            async fn $check() {
+                let db = PgBackend::new(stringify!($check)).await;
+                checks::$check(&db).await;
+            }
+        )*};
+    }
+
+    postgres_reopen_checks!(
+        pending_postback_survives_reopen,
+        checkpoint_and_recent_blocks_survive_reopen,
+        #[flavor = "multi_thread", worker_threads = 2] claims_across_instances_get_distinct_indexes,
+        paid_payment_survives_reopen,
+    );
 }

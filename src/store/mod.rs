@@ -6,10 +6,14 @@
 //! `UNIQUE(chain_id, tx_hash, log_index)` on transfers, one payment per contract
 //! hash, one payment per derivation index and per address.
 //!
-//! The trait is implemented by [`sqlite::SqliteStore`] (embedded default); the
+//! The trait is implemented by [`sqlite::SqliteStore`] (embedded default) and
+//! [`postgres::PostgresStore`] (fleets), which share their row mapping and
+//! decisions (`shared`); the
 //! store test suite in `tests/store_suite.rs` runs against every implementation.
 
 pub mod basket;
+pub mod postgres;
+pub(crate) mod shared;
 pub mod sqlite;
 pub mod wm;
 

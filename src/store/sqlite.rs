@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 mod basket;
 mod columns;
@@ -28,24 +28,21 @@ mod wm;
 pub use columns::store_error;
 pub use schema::MIGRATIONS;
 
-use columns::{opt_u64_col, u64_col, Db, DbAmount, DbHash, DbState, U64};
+use columns::{mapped, u64_col, Db, U64};
 use schema::migrate;
 
-use crate::amount::Amount;
-use crate::payments::state::{evaluate, Credit, PaymentState, Terms};
+use crate::payments::state::PaymentState;
+use crate::store::shared::{
+    delivery_from, payment_from, reevaluated, stored_from, Postback, Stored, DELIVERY_COLUMNS,
+    PAYMENT_COLUMNS, TRANSFER_COLUMNS,
+};
 
 use super::{
     AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, PaymentId, ScanBatch, StateChange,
     Store, StoreError, StoreResult, Transfer,
 };
 
-/// How many block hashes are remembered per chain (the reorg walk-back window).
-pub const KEEP_BLOCKS: i64 = 256;
-
-/// Payments that are otherwise final (`paid`, `paid_late`, `underpaid`, `expired`)
-/// are still re-evaluated while one of their transfers is within this many blocks
-/// of the head: a reorg can still take it away.
-pub const REEVALUATE_WINDOW: u64 = 256;
+pub use crate::store::shared::{KEEP_BLOCKS, REEVALUATE_WINDOW};
 
 /// How long a writer waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,67 +139,12 @@ impl SqliteStore {
     }
 }
 
-const PAYMENT_COLUMNS: &str = "id, derivation_index, address, contract_hash, contract_token, \
-     scope, amount, received, state, seen_at, paid_at, tx_hash, confirmations, \
-     required_confirmations, access_ttl_secs, created_at, expires_at, data, postback_url";
-
-fn payment_from_row(r: &Row<'_>) -> rusqlite::Result<Payment> {
-    Ok(Payment {
-        id: r.get(0)?,
-        derivation_index: r.get(1)?,
-        address: r.get(2)?,
-        contract_hash: r.get::<_, DbHash>(3)?.0,
-        contract_token: r.get(4)?,
-        scope: r.get(5)?,
-        amount: r.get::<_, DbAmount>(6)?.0,
-        received: r.get::<_, DbAmount>(7)?.0,
-        state: r.get::<_, DbState>(8)?.0,
-        seen_at: opt_u64_col(r, 9)?,
-        paid_at: opt_u64_col(r, 10)?,
-        tx_hash: r.get(11)?,
-        confirmations: u64_col(r, 12)?,
-        required_confirmations: u64_col(r, 13)?,
-        access_ttl_secs: u64_col(r, 14)?,
-        created_at: u64_col(r, 15)?,
-        expires_at: u64_col(r, 16)?,
-        data: r.get(17)?,
-        postback_url: r.get(18)?,
-    })
-}
-
-const TRANSFER_COLUMNS: &str = "chain_id, tx_hash, log_index, block_number, block_hash, \
-     to_address, from_address, value, seen_at, provisional";
-
-/// A credited transfer with the time tollgate first recorded it.
-struct Stored {
-    transfer: Transfer,
-    seen_at: u64,
-    provisional: bool,
-}
-
-fn transfer_from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
-    Ok(Stored {
-        transfer: Transfer {
-            chain_id: u64_col(r, 0)?,
-            tx_hash: r.get(1)?,
-            log_index: u64_col(r, 2)?,
-            block_number: u64_col(r, 3)?,
-            block_hash: r.get(4)?,
-            to: r.get(5)?,
-            from: r.get(6)?,
-            value: r.get::<_, DbAmount>(7)?.0,
-        },
-        seen_at: u64_col(r, 8)?,
-        provisional: r.get::<_, i64>(9)? != 0,
-    })
-}
-
 fn payment_by_id(c: &Connection, id: &str) -> StoreResult<Option<Payment>> {
     c.prepare_cached(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1"
     ))
     .db()?
-    .query_row(params![id], payment_from_row)
+    .query_row(params![id], mapped!(payment_from))
     .optional()
     .db()
 }
@@ -212,7 +154,7 @@ fn payment_by_hash(c: &Connection, hash: &[u8; 32]) -> StoreResult<Option<Paymen
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE contract_hash = ?1"
     ))
     .db()?
-    .query_row(params![&hash[..]], payment_from_row)
+    .query_row(params![&hash[..]], mapped!(payment_from))
     .optional()
     .db()
 }
@@ -225,7 +167,7 @@ fn stored_transfers(c: &Connection, id: &str) -> StoreResult<Vec<Stored>> {
              ORDER BY block_number, seen_at, log_index, tx_hash"
         ))
         .db()?;
-    let rows = stmt.query_map(params![id], transfer_from_row).db()?;
+    let rows = stmt.query_map(params![id], mapped!(stored_from)).db()?;
     rows.collect::<rusqlite::Result<Vec<_>>>().db()
 }
 
@@ -378,37 +320,10 @@ fn reevaluate(
     let mut changes = Vec::new();
     for before in payments {
         let stored = stored_transfers(c, &before.id)?;
-        let credits: Vec<Credit> = stored
-            .iter()
-            .map(|s| Credit {
-                value: s.transfer.value,
-                block_number: s.transfer.block_number,
-                seen_at: s.seen_at,
-                provisional: s.provisional,
-            })
-            .collect();
-        let terms = Terms {
-            amount: before.amount,
-            required_confirmations: before.required_confirmations,
-            expires_at: before.expires_at,
-        };
-        let e = evaluate(terms, &credits, head, now);
-        let after = Payment {
-            state: e.state,
-            received: e.received,
-            seen_at: e.seen_at,
-            confirmations: e.confirmations,
-            tx_hash: completing_tx_hash(before.amount, &stored),
-            paid_at: if e.state.unlocks() {
-                before.paid_at.or(Some(now))
-            } else {
-                None
-            },
-            ..before.clone()
-        };
-        if after == before {
+        let Some(r) = reevaluated(&before, &stored, head, now) else {
             continue;
-        }
+        };
+        let after = r.after;
         c.prepare_cached(
             "UPDATE payments SET state = ?2, received = ?3, seen_at = ?4, confirmations = ?5, \
              tx_hash = ?6, paid_at = ?7 WHERE id = ?1",
@@ -424,78 +339,25 @@ fn reevaluate(
             after.paid_at.map(U64),
         ])
         .db()?;
-        if after.state.unlocks() && !before.state.unlocks() {
-            queue_postback(c, &after, now)?;
+        if let Some(pb) = r.postback {
+            queue_postback(c, &pb)?;
         }
-        if after.state != before.state {
-            changes.push(StateChange {
-                payment: after,
-                from: before.state,
-            });
-        }
+        changes.extend(r.change);
     }
     Ok(changes)
 }
 
-/// Queues the postback of a payment that just became paid (same transaction).
-/// A payment gets one delivery, ever: a reorg that takes it back and a second
-/// payment keep the first delivery id.
-fn queue_postback(c: &Connection, p: &Payment, now: u64) -> StoreResult<()> {
-    let Some(url) = &p.postback_url else {
-        return Ok(());
-    };
-    let data: serde_json::Value = p
-        .data
-        .as_deref()
-        .and_then(|d| serde_json::from_str(d).ok())
-        .unwrap_or(serde_json::Value::Null);
-    let body = serde_json::json!({
-        "id": p.id,
-        "data": data,
-        "tx_hash": p.tx_hash,
-        "amount": p.amount.to_decimal(8),
-        "paid_at": p.paid_at,
-    })
-    .to_string();
+/// Queues a postback decided by [`reevaluated`] (same transaction); a payment
+/// keeps its first delivery.
+fn queue_postback(c: &Connection, pb: &Postback) -> StoreResult<()> {
     c.prepare_cached(
         "INSERT INTO deliveries (id, payment_id, url, body, created_at, next_attempt_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(payment_id) DO NOTHING",
     )
     .db()?
-    .execute(params![format!("dlv_{}", p.id), p.id, url, body, U64(now)])
+    .execute(params![pb.id, pb.payment_id, pb.url, pb.body, U64(pb.now)])
     .db()?;
     Ok(())
-}
-
-fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
-    Ok(Delivery {
-        id: r.get(0)?,
-        payment_id: r.get(1)?,
-        url: r.get(2)?,
-        body: r.get(3)?,
-        attempts: r.get(4)?,
-        created_at: u64_col(r, 5)?,
-        next_attempt_at: opt_u64_col(r, 6)?,
-        delivered_at: opt_u64_col(r, 7)?,
-        last_error: r.get(8)?,
-    })
-}
-
-const DELIVERY_COLUMNS: &str =
-    "id, payment_id, url, body, attempts, created_at, next_attempt_at, delivered_at, last_error";
-
-/// The hash of the transfer that completes `amount` in chain order (the order
-/// [`evaluate`] uses; `stored` is already in it), else of the first transfer.
-fn completing_tx_hash(amount: Amount, stored: &[Stored]) -> Option<String> {
-    let mut running = 0u128;
-    stored
-        .iter()
-        .find(|s| {
-            running = running.saturating_add(s.transfer.value.0);
-            running >= amount.0
-        })
-        .or_else(|| stored.first())
-        .map(|s| s.transfer.tx_hash.clone())
 }
 
 /// Credits transfer `t` to the payment owning its receiving address; returns that
@@ -797,7 +659,7 @@ impl Store for SqliteStore {
             let rows = st
                 .query_map(
                     params![U64(now.min(i64::MAX as u64)), limit as i64],
-                    delivery_from_row,
+                    mapped!(delivery_from),
                 )
                 .db()?;
             rows.map(|r| r.db()).collect()
@@ -838,7 +700,7 @@ impl Store for SqliteStore {
                     "SELECT {DELIVERY_COLUMNS} FROM deliveries ORDER BY created_at DESC, id LIMIT ?1"
                 ))
                 .db()?;
-            let rows = st.query_map(params![limit as i64], delivery_from_row).db()?;
+            let rows = st.query_map(params![limit as i64], mapped!(delivery_from)).db()?;
             rows.map(|r| r.db()).collect()
         })
         .await
@@ -864,7 +726,7 @@ impl Store for SqliteStore {
                     "SELECT {PAYMENT_COLUMNS} FROM payments ORDER BY derivation_index"
                 ))
                 .db()?;
-            let rows = stmt.query_map([], payment_from_row).db()?;
+            let rows = stmt.query_map([], mapped!(payment_from)).db()?;
             rows.collect::<rusqlite::Result<Vec<_>>>().db()
         })
         .await

@@ -1,16 +1,13 @@
 //! [`BasketStore`] on SQLite: baskets, their lines and refund holds (migration 3).
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{u64_col, Db, DbHash, SqliteStore, U64};
-use crate::store::basket::{
-    Basket, BasketLine, BasketState, BasketStore, BasketWrite, NewBasket, Purchase,
-};
+use super::columns::{mapped, user, Db, DbHash, U64};
+use super::SqliteStore;
+use crate::store::basket::{Basket, BasketLine, BasketStore, BasketWrite, NewBasket, Purchase};
+use crate::store::shared::{basket_from, unlocks_of, BASKET_COLUMNS};
 use crate::store::{StoreError, StoreResult};
-
-const BASKET_COLUMNS: &str = "id, secret_hash, customer_id, shop_id, state, revision, \
-     created_at, expires_at, contract_token, challenge, payment_id";
 
 /// The states in which a payment unlocks (a basket paid by it is complete).
 const UNLOCKS: &str = "('paid', 'paid_late')";
@@ -18,36 +15,6 @@ const UNLOCKS: &str = "('paid', 'paid_late')";
 /// The payment states in which an expired basket may be released: nothing is on its
 /// way (a payment seen or confirming may still complete, so its basket stays).
 const IDLE: &str = "('new', 'expired', 'underpaid')";
-
-fn basket_from_row(r: &Row<'_>) -> rusqlite::Result<Basket> {
-    let state: String = r.get(4)?;
-    Ok(Basket {
-        id: r.get(0)?,
-        secret_hash: r.get::<_, DbHash>(1)?.0.unwrap_or_default(),
-        customer_id: r.get(2)?,
-        shop_id: r.get(3)?,
-        state: BasketState::parse(&state).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                4,
-                rusqlite::types::Type::Text,
-                format!("bad basket state {state:?}").into(),
-            )
-        })?,
-        revision: u64_col(r, 5)?,
-        created_at: u64_col(r, 6)?,
-        expires_at: u64_col(r, 7)?,
-        contract_token: r.get(8)?,
-        challenge: r.get(9)?,
-        payment_id: r.get(10)?,
-        lines: Vec::new(),
-    })
-}
-
-fn unlocks_of(text: &str) -> rusqlite::Result<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
 
 fn lines_of(c: &Connection, id: &str) -> StoreResult<Vec<BasketLine>> {
     let mut stmt = c
@@ -63,7 +30,7 @@ fn lines_of(c: &Connection, id: &str) -> StoreResult<Vec<BasketLine>> {
                 refund: r.get::<_, i64>(1)? != 0,
                 count: r.get(2)?,
                 refund_of: r.get(3)?,
-                unlocks: unlocks_of(&r.get::<_, String>(4)?)?,
+                unlocks: unlocks_of(&r.get::<_, String>(4)?).map_err(user)?,
             })
         })
         .db()?;
@@ -80,7 +47,7 @@ fn basket_where(
             "SELECT {BASKET_COLUMNS} FROM baskets WHERE {clause}"
         ))
         .db()?
-        .query_row([key], basket_from_row)
+        .query_row([key], mapped!(basket_from))
         .optional()
         .db()?;
     match b {
@@ -327,7 +294,7 @@ impl BasketStore for SqliteStore {
                     Ok(Purchase {
                         product_id: r.get(0)?,
                         count: r.get(1)?,
-                        unlocks: unlocks_of(&r.get::<_, String>(2)?)?,
+                        unlocks: unlocks_of(&r.get::<_, String>(2)?).map_err(user)?,
                         refunded: r.get::<_, i64>(3)? != 0,
                     })
                 })

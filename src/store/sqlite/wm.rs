@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::columns::{u64_col, Db, DbAmount, U64};
 use super::SqliteStore;
+use crate::store::shared::{wm_decide, WmDecision};
 use crate::store::wm::{NewWmUnlock, WmCredit, WmStore, WmUnlock};
 use crate::store::{StoreError, StoreResult};
 
@@ -28,19 +29,11 @@ impl WmStore for SqliteStore {
                 .optional()
                 .db()?;
             let (seen, consumed) = row.map_or((0, 0), |(r, c)| (r.0 .0, c.0 .0));
-            // What was seen never goes down (a stale read cannot take credit back).
-            let received = received.max(seen);
-            let available = received.saturating_sub(consumed);
-            let (consumed, outcome) = if required > 0 && available >= required {
-                (
-                    consumed + required,
-                    WmCredit::Unlocked {
-                        left: available - required,
-                    },
-                )
-            } else {
-                (consumed, WmCredit::Insufficient { available })
-            };
+            let WmDecision {
+                received,
+                consumed,
+                outcome,
+            } = wm_decide(seen, consumed, received, required);
             c.prepare_cached(
                 "INSERT INTO wm_incoming (url, wallet, received, consumed, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (url) DO UPDATE SET \

@@ -1,0 +1,335 @@
+//! What the SQLite and PostgreSQL stores share: the row mapping (through
+//! [`Cols`], which each backend implements for its row type), and every decision
+//! that does not depend on the SQL dialect: how a payment is re-evaluated after
+//! its transfers changed ([`reevaluated`]), the postback a payment queues when it
+//! turns paid ([`postback`]), and how a Web Monetization credit is consumed
+//! ([`wm_decide`]). Each backend only runs the SQL.
+
+use crate::amount::Amount;
+use crate::payments::state::{evaluate, Credit, PaymentState, Terms};
+
+use super::basket::{Basket, BasketState};
+use super::wm::WmCredit;
+use super::{Delivery, Payment, StateChange, StoreError, StoreResult, Transfer};
+
+/// How many block hashes are remembered per chain (the reorg walk-back window).
+pub const KEEP_BLOCKS: i64 = 256;
+
+/// Payments that are otherwise final (`paid`, `paid_late`, `underpaid`, `expired`)
+/// are still re-evaluated while one of their transfers is within this many blocks
+/// of the head: a reorg can still take it away.
+pub const REEVALUATE_WINDOW: u64 = 256;
+
+/// Reads typed columns from a row of either backend, by position.
+pub(crate) trait Cols {
+    /// A text column.
+    fn text(&self, i: usize) -> StoreResult<String>;
+    /// A nullable text column.
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>>;
+    /// A nullable non-negative integer column (refused, never wrapped, when negative).
+    fn opt_u64(&self, i: usize) -> StoreResult<Option<u64>>;
+    /// A nullable 32-byte hash column.
+    fn opt_hash(&self, i: usize) -> StoreResult<Option<[u8; 32]>>;
+    /// A boolean column (SQLite stores 0/1).
+    fn flag(&self, i: usize) -> StoreResult<bool>;
+
+    /// A non-negative integer column.
+    fn u64(&self, i: usize) -> StoreResult<u64> {
+        self.opt_u64(i)?
+            .ok_or_else(|| bad(i, "unexpected NULL".to_string()))
+    }
+
+    /// A `u32` column.
+    fn u32(&self, i: usize) -> StoreResult<u32> {
+        let v = self.u64(i)?;
+        u32::try_from(v).map_err(|_| bad(i, format!("{v} is out of range")))
+    }
+
+    /// An amount column: a decimal string of base units.
+    fn amount(&self, i: usize) -> StoreResult<Amount> {
+        let s = self.text(i)?;
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad(i, format!("bad amount {s:?}")));
+        }
+        s.parse::<u128>()
+            .map(Amount)
+            .map_err(|e| bad(i, e.to_string()))
+    }
+
+    /// A payment state column.
+    fn state(&self, i: usize) -> StoreResult<PaymentState> {
+        let s = self.text(i)?;
+        PaymentState::parse(&s).ok_or_else(|| bad(i, format!("bad payment state {s:?}")))
+    }
+}
+
+/// A column that does not hold what the schema promises.
+pub(crate) fn bad(i: usize, what: String) -> StoreError {
+    StoreError::Unavailable(format!("column {i}: {what}"))
+}
+
+/// The payment columns, in the order [`payment_from`] reads them.
+pub(crate) const PAYMENT_COLUMNS: &str = "id, derivation_index, address, contract_hash, \
+     contract_token, scope, amount, received, state, seen_at, paid_at, tx_hash, confirmations, \
+     required_confirmations, access_ttl_secs, created_at, expires_at, data, postback_url";
+
+/// A payment from a row of [`PAYMENT_COLUMNS`].
+pub(crate) fn payment_from(r: &impl Cols) -> StoreResult<Payment> {
+    Ok(Payment {
+        id: r.text(0)?,
+        derivation_index: r.u32(1)?,
+        address: r.text(2)?,
+        contract_hash: r.opt_hash(3)?,
+        contract_token: r.opt_text(4)?,
+        scope: r.opt_text(5)?,
+        amount: r.amount(6)?,
+        received: r.amount(7)?,
+        state: r.state(8)?,
+        seen_at: r.opt_u64(9)?,
+        paid_at: r.opt_u64(10)?,
+        tx_hash: r.opt_text(11)?,
+        confirmations: r.u64(12)?,
+        required_confirmations: r.u64(13)?,
+        access_ttl_secs: r.u64(14)?,
+        created_at: r.u64(15)?,
+        expires_at: r.u64(16)?,
+        data: r.opt_text(17)?,
+        postback_url: r.opt_text(18)?,
+    })
+}
+
+/// The transfer columns, in the order [`stored_from`] reads them.
+pub(crate) const TRANSFER_COLUMNS: &str = "chain_id, tx_hash, log_index, block_number, \
+     block_hash, to_address, from_address, value, seen_at, provisional";
+
+/// A credited transfer with the time tollgate first recorded it.
+pub(crate) struct Stored {
+    /// The transfer.
+    pub(crate) transfer: Transfer,
+    /// UNIX seconds of first sight.
+    pub(crate) seen_at: u64,
+    /// Read from a payer's receipt, not yet found by the scanner.
+    pub(crate) provisional: bool,
+}
+
+/// A stored transfer from a row of [`TRANSFER_COLUMNS`].
+pub(crate) fn stored_from(r: &impl Cols) -> StoreResult<Stored> {
+    Ok(Stored {
+        transfer: Transfer {
+            chain_id: r.u64(0)?,
+            tx_hash: r.text(1)?,
+            log_index: r.u64(2)?,
+            block_number: r.u64(3)?,
+            block_hash: r.text(4)?,
+            to: r.text(5)?,
+            from: r.text(6)?,
+            value: r.amount(7)?,
+        },
+        seen_at: r.u64(8)?,
+        provisional: r.flag(9)?,
+    })
+}
+
+/// The delivery columns, in the order [`delivery_from`] reads them.
+pub(crate) const DELIVERY_COLUMNS: &str =
+    "id, payment_id, url, body, attempts, created_at, next_attempt_at, delivered_at, last_error";
+
+/// A delivery from a row of [`DELIVERY_COLUMNS`].
+pub(crate) fn delivery_from(r: &impl Cols) -> StoreResult<Delivery> {
+    Ok(Delivery {
+        id: r.text(0)?,
+        payment_id: r.text(1)?,
+        url: r.text(2)?,
+        body: r.text(3)?,
+        attempts: r.u32(4)?,
+        created_at: r.u64(5)?,
+        next_attempt_at: r.opt_u64(6)?,
+        delivered_at: r.opt_u64(7)?,
+        last_error: r.opt_text(8)?,
+    })
+}
+
+/// The basket columns, in the order [`basket_from`] reads them.
+pub(crate) const BASKET_COLUMNS: &str = "id, secret_hash, customer_id, shop_id, state, \
+     revision, created_at, expires_at, contract_token, challenge, payment_id";
+
+/// A basket (without its lines) from a row of [`BASKET_COLUMNS`].
+pub(crate) fn basket_from(r: &impl Cols) -> StoreResult<Basket> {
+    let state = r.text(4)?;
+    Ok(Basket {
+        id: r.text(0)?,
+        secret_hash: r.opt_hash(1)?.unwrap_or_default(),
+        customer_id: r.text(2)?,
+        shop_id: r.text(3)?,
+        state: BasketState::parse(&state)
+            .ok_or_else(|| bad(4, format!("bad basket state {state:?}")))?,
+        revision: r.u64(5)?,
+        created_at: r.u64(6)?,
+        expires_at: r.u64(7)?,
+        contract_token: r.opt_text(8)?,
+        challenge: r.opt_text(9)?,
+        payment_id: r.opt_text(10)?,
+        lines: Vec::new(),
+    })
+}
+
+/// The `unlocks` patterns of a basket line, stored as a JSON array.
+pub(crate) fn unlocks_of(text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| bad(6, e.to_string()))
+}
+
+/// The hash of the transfer that completes `amount` in chain order (the order
+/// [`evaluate`] uses; `stored` is already in it), else of the first transfer.
+fn completing_tx_hash(amount: Amount, stored: &[Stored]) -> Option<String> {
+    let mut running = 0u128;
+    stored
+        .iter()
+        .find(|s| {
+            running = running.saturating_add(s.transfer.value.0);
+            running >= amount.0
+        })
+        .or_else(|| stored.first())
+        .map(|s| s.transfer.tx_hash.clone())
+}
+
+/// What re-evaluating one payment decided: the payment to write back, the state
+/// change to report (when its state moved), and the postback to queue (when it
+/// just started to unlock and has a postback URL).
+pub(crate) struct Reevaluated {
+    /// The payment after re-evaluation (write it back).
+    pub(crate) after: Payment,
+    /// Reported to the caller when the state changed.
+    pub(crate) change: Option<StateChange>,
+    /// A postback to queue in the same transaction.
+    pub(crate) postback: Option<Postback>,
+}
+
+/// Re-evaluates `before` over its transfers `stored` (in chain order: block, first
+/// sight, log index) at `head`/`now`; `None` when nothing changed. `paid_at` is set
+/// to `now` when a payment first unlocks and cleared when it stops unlocking.
+pub(crate) fn reevaluated(
+    before: &Payment,
+    stored: &[Stored],
+    head: u64,
+    now: u64,
+) -> Option<Reevaluated> {
+    let credits: Vec<Credit> = stored
+        .iter()
+        .map(|s| Credit {
+            value: s.transfer.value,
+            block_number: s.transfer.block_number,
+            seen_at: s.seen_at,
+            provisional: s.provisional,
+        })
+        .collect();
+    let terms = Terms {
+        amount: before.amount,
+        required_confirmations: before.required_confirmations,
+        expires_at: before.expires_at,
+    };
+    let e = evaluate(terms, &credits, head, now);
+    let after = Payment {
+        state: e.state,
+        received: e.received,
+        seen_at: e.seen_at,
+        confirmations: e.confirmations,
+        tx_hash: completing_tx_hash(before.amount, stored),
+        paid_at: if e.state.unlocks() {
+            before.paid_at.or(Some(now))
+        } else {
+            None
+        },
+        ..before.clone()
+    };
+    if after == *before {
+        return None;
+    }
+    let postback = if after.state.unlocks() && !before.state.unlocks() {
+        postback(&after, now)
+    } else {
+        None
+    };
+    let change = (after.state != before.state).then(|| StateChange {
+        payment: after.clone(),
+        from: before.state,
+    });
+    Some(Reevaluated {
+        after,
+        change,
+        postback,
+    })
+}
+
+/// A postback to queue: one delivery per payment, ever (a reorg that takes it
+/// back and a second payment keep the first delivery id).
+pub(crate) struct Postback {
+    /// Delivery id (`dlv_` + payment id).
+    pub(crate) id: String,
+    /// The payment.
+    pub(crate) payment_id: String,
+    /// Where it goes.
+    pub(crate) url: String,
+    /// The JSON body.
+    pub(crate) body: String,
+    /// UNIX seconds: queued and first due.
+    pub(crate) now: u64,
+}
+
+/// The postback of a payment that just became paid, when it has a postback URL.
+pub(crate) fn postback(p: &Payment, now: u64) -> Option<Postback> {
+    let url = p.postback_url.as_ref()?;
+    let data: serde_json::Value = p
+        .data
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let body = serde_json::json!({
+        "id": p.id,
+        "data": data,
+        "tx_hash": p.tx_hash,
+        "amount": p.amount.to_decimal(8),
+        "paid_at": p.paid_at,
+    })
+    .to_string();
+    Some(Postback {
+        id: format!("dlv_{}", p.id),
+        payment_id: p.id.clone(),
+        url: url.clone(),
+        body,
+        now,
+    })
+}
+
+/// A Web Monetization credit decided: what to store for the incoming payment and
+/// the outcome.
+pub(crate) struct WmDecision {
+    /// Units received (never lower than what was seen before).
+    pub(crate) received: u128,
+    /// Units consumed after this credit.
+    pub(crate) consumed: u128,
+    /// The outcome (record the unlock when `Unlocked`).
+    pub(crate) outcome: WmCredit,
+}
+
+/// Decides a credit of `required` units on an incoming payment that had `seen`
+/// received and `consumed` consumed, now reporting `received`.
+pub(crate) fn wm_decide(seen: u128, consumed: u128, received: u128, required: u128) -> WmDecision {
+    // What was seen never goes down (a stale read cannot take credit back).
+    let received = received.max(seen);
+    let available = received.saturating_sub(consumed);
+    if required > 0 && available >= required {
+        WmDecision {
+            received,
+            consumed: consumed.saturating_add(required),
+            outcome: WmCredit::Unlocked {
+                left: available - required,
+            },
+        }
+    } else {
+        WmDecision {
+            received,
+            consumed,
+            outcome: WmCredit::Insufficient { available },
+        }
+    }
+}
