@@ -1395,64 +1395,11 @@ impl Backend for SqliteFile {
     }
 }
 
-/// One test per check against a fresh SQLite file.
-macro_rules! sqlite_checks {
-    ($($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
-        #[tokio::test $(($($flavor)*))?]
-        async fn $check() {
-            let db = SqliteFile::new(stringify!($check));
-            checks::$check(db.store()).await;
-        }
-    )*};
-}
-
-sqlite_checks!(
-    claim_is_idempotent_per_contract_hash,
-    #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_get_distinct_indexes,
-    #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_of_one_contract_create_one_payment,
-    derive_failure_claims_nothing,
-    duplicate_payment_id_is_a_conflict,
-    same_transfer_cannot_pay_two_contracts,
-    partial_transfers_sum_to_paid,
-    underpaid_stays_locked,
-    late_payment_is_recorded_as_paid_late,
-    expired_without_transfers,
-    reorg_revert_moves_paid_back,
-    unknown_addresses_are_ignored,
-    address_match_ignores_case,
-    large_amounts_are_exact,
-    paid_payment_queues_exactly_one_postback,
-    delivery_attempts_keep_one_id,
-    basket_changes_only_at_the_revision_read,
-    #[flavor = "multi_thread", worker_threads = 2] a_purchase_is_refunded_once,
-    released_and_expired_baskets_free_their_refunds,
-    provisional_transfers_wait_for_the_scanner,
-    nothing_due_is_paid_at_once,
-    #[flavor = "multi_thread", worker_threads = 2] wm_units_are_credited_once,
-);
-
-#[tokio::test]
-async fn pending_postback_survives_reopen() {
-    let db = SqliteFile::new("pending_postback_survives_reopen");
-    checks::pending_postback_survives_reopen(&db).await;
-}
-
-#[tokio::test]
-async fn checkpoint_and_recent_blocks_survive_reopen() {
-    let db = SqliteFile::new("checkpoint_and_recent_blocks_survive_reopen");
-    checks::checkpoint_and_recent_blocks_survive_reopen(&db).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_across_instances_get_distinct_indexes() {
-    let db = SqliteFile::new("claims_across_instances_get_distinct_indexes");
-    checks::claims_across_instances_get_distinct_indexes(&db).await;
-}
-
-#[tokio::test]
-async fn paid_payment_survives_reopen() {
-    let db = SqliteFile::new("paid_payment_survives_reopen");
-    checks::paid_payment_survives_reopen(&db).await;
+impl SqliteFile {
+    /// A backend for the test named `name` (async like the others).
+    async fn for_test(name: &str) -> SqliteFile {
+        SqliteFile::new(name)
+    }
 }
 
 /// A fresh PostgreSQL database; every [`Backend::open`] is a new
@@ -1484,60 +1431,65 @@ impl Backend for PgBackend {
     }
 }
 
-/// One test per check against a fresh PostgreSQL database: the same list as
-/// [`sqlite_checks!`], plus the reopen checks through [`PgBackend`].
+/// One `#[tokio::test]` per check against a fresh database of a backend:
+/// `$backend` is an async constructor from the test's name (its type implements
+/// [`Backend`]). The checks that take a store get [`Backend::open`]; the reopen
+/// checks get the backend.
+macro_rules! store_tests {
+    ($backend:path) => {
+        store_tests!(@store $backend;
+            claim_is_idempotent_per_contract_hash,
+            #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_get_distinct_indexes,
+            #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_of_one_contract_create_one_payment,
+            derive_failure_claims_nothing,
+            duplicate_payment_id_is_a_conflict,
+            same_transfer_cannot_pay_two_contracts,
+            partial_transfers_sum_to_paid,
+            underpaid_stays_locked,
+            late_payment_is_recorded_as_paid_late,
+            expired_without_transfers,
+            reorg_revert_moves_paid_back,
+            unknown_addresses_are_ignored,
+            address_match_ignores_case,
+            large_amounts_are_exact,
+            paid_payment_queues_exactly_one_postback,
+            delivery_attempts_keep_one_id,
+            basket_changes_only_at_the_revision_read,
+            #[flavor = "multi_thread", worker_threads = 2] a_purchase_is_refunded_once,
+            released_and_expired_baskets_free_their_refunds,
+            provisional_transfers_wait_for_the_scanner,
+            nothing_due_is_paid_at_once,
+            #[flavor = "multi_thread", worker_threads = 2] wm_units_are_credited_once,
+        );
+        store_tests!(@reopen $backend;
+            pending_postback_survives_reopen,
+            checkpoint_and_recent_blocks_survive_reopen,
+            #[flavor = "multi_thread", worker_threads = 2] claims_across_instances_get_distinct_indexes,
+            paid_payment_survives_reopen,
+        );
+    };
+    (@store $backend:path; $($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
+        #[tokio::test $(($($flavor)*))?]
+        async fn $check() {
+            let db = $backend(stringify!($check)).await;
+            checks::$check(db.open().await).await;
+        }
+    )*};
+    (@reopen $backend:path; $($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
+        #[tokio::test $(($($flavor)*))?]
+        async fn $check() {
+            let db = $backend(stringify!($check)).await;
+            checks::$check(&db).await;
+        }
+    )*};
+}
+
+// Every check against SQLite (the test names are the checks' names)…
+store_tests!(SqliteFile::for_test);
+
+/// … and against PostgreSQL (`postgres::<check>`).
 mod postgres {
-    use super::{checks, PgBackend};
+    use super::{checks, Backend, PgBackend};
 
-    macro_rules! postgres_checks {
-        ($($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
-            #[tokio::test $(($($flavor)*))?]
-            async fn $check() {
-                let db = PgBackend::new(stringify!($check)).await;
-                checks::$check(db.store().await).await;
-            }
-        )*};
-    }
-
-    postgres_checks!(
-        claim_is_idempotent_per_contract_hash,
-        #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_get_distinct_indexes,
-        #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_of_one_contract_create_one_payment,
-        derive_failure_claims_nothing,
-        duplicate_payment_id_is_a_conflict,
-        same_transfer_cannot_pay_two_contracts,
-        partial_transfers_sum_to_paid,
-        underpaid_stays_locked,
-        late_payment_is_recorded_as_paid_late,
-        expired_without_transfers,
-        reorg_revert_moves_paid_back,
-        unknown_addresses_are_ignored,
-        address_match_ignores_case,
-        large_amounts_are_exact,
-        paid_payment_queues_exactly_one_postback,
-        delivery_attempts_keep_one_id,
-        basket_changes_only_at_the_revision_read,
-        #[flavor = "multi_thread", worker_threads = 2] a_purchase_is_refunded_once,
-        released_and_expired_baskets_free_their_refunds,
-        provisional_transfers_wait_for_the_scanner,
-        nothing_due_is_paid_at_once,
-        #[flavor = "multi_thread", worker_threads = 2] wm_units_are_credited_once,
-    );
-
-    macro_rules! postgres_reopen_checks {
-        ($($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
-            #[tokio::test $(($($flavor)*))?]
-            async fn $check() {
-                let db = PgBackend::new(stringify!($check)).await;
-                checks::$check(&db).await;
-            }
-        )*};
-    }
-
-    postgres_reopen_checks!(
-        pending_postback_survives_reopen,
-        checkpoint_and_recent_blocks_survive_reopen,
-        #[flavor = "multi_thread", worker_threads = 2] claims_across_instances_get_distinct_indexes,
-        paid_payment_survives_reopen,
-    );
+    store_tests!(PgBackend::new);
 }
