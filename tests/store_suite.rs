@@ -19,9 +19,8 @@ use tollgate::store::postgres::PostgresStore;
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::store::Store;
 
-#[path = "support/postgres.rs"]
-mod pg_support;
-use pg_support::PgDatabase;
+mod support;
+use support::postgres::PgDatabase;
 
 /// A database under test that can be opened more than once (to prove durability).
 #[async_trait]
@@ -1492,4 +1491,87 @@ mod postgres {
     use super::{checks, Backend, PgBackend};
 
     store_tests!(PgBackend::new);
+
+    use alloy::primitives::Address;
+    use tollgate::store::postgres::PostgresStore;
+    use tollgate::store::Store;
+
+    use crate::support::chain::ONE_TOKEN;
+    use crate::support::origin::Origin;
+    use crate::support::payer::Payer;
+    use crate::support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
+
+    /// End to end on a PostgreSQL store: the real tollgate binary with
+    /// `store.url = "postgres://…"`, anvil and a real origin. A claim through
+    /// HTTP, a transfer, "paid" in status.json and in the database, and
+    /// `tollgate addresses --used` listing the handed-out index from PostgreSQL.
+    #[tokio::test]
+    async fn tollgate_serves_a_paid_flow_and_lists_addresses() {
+        const CHAIN_ID: u64 = 31337;
+        let db = super::PgDatabase::new("e2e_paid_flow").await;
+        let (anvil, token) = funded_chain(CHAIN_ID).await;
+        let origin = Origin::start();
+        let rest = "
+[payments]
+expiry = \"30m\"
+access_ttl = \"30d\"
+[[route]]
+path = \"/movies/*\"
+price = \"0.5\"
+";
+        let config = PaymentsConfig {
+            listen: "127.0.0.1:0",
+            public_url: "http://tollgate.test",
+            origin: origin.addr,
+            rpc: anvil.rpc_url(),
+            dead_rpcs: &[],
+            chain_id: CHAIN_ID,
+            token,
+            confirmations: 1,
+            secrets_extra: "",
+            rest,
+        }
+        .render();
+        let sqlite = "url = \"sqlite://tollgate.db\"";
+        assert!(config.contains(sqlite));
+        let config = config.replace(sqlite, &format!("url = \"{}\"", db.url));
+        let dir = TempDir::new("pg-e2e");
+        let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
+        let payer = Payer::new();
+        let contract = payer.contract(&tg, "/movies/pg").await;
+        let claim = payer.claim_contract(&tg, &contract).await;
+        let to: Address = claim["address"].as_str().unwrap().parse().unwrap();
+        anvil.transfer(token, 1, to, ONE_TOKEN / 2).await;
+        payer.wait_state(&tg, &claim, "paid").await;
+
+        let store = PostgresStore::open(&db.url).await.expect("open");
+        let all = store.all_payments().await.expect("payments");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].id, claim["payment_id"].as_str().unwrap());
+        assert_eq!(all[0].state.as_str(), "paid");
+
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["addresses", "--config", "tollgate.toml", "--used"])
+            .current_dir(dir.path())
+            .env("TOLLGATE_TEST_KEY", TEST_KEY)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        assert!(
+            rows[0].contains(claim["address"].as_str().unwrap()),
+            "{text}"
+        );
+        assert!(
+            rows[0].contains("paid") && rows[0].contains("0.5"),
+            "{text}"
+        );
+        drop(tg);
+    }
 }

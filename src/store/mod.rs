@@ -20,9 +20,12 @@ pub mod wm;
 pub use basket::BasketStore;
 pub use wm::WmStore;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::amount::Amount;
+use crate::config::StoreBackend;
 use crate::payments::state::PaymentState;
 
 /// A payment id: 16 lowercase hex characters.
@@ -285,4 +288,21 @@ pub trait Store: BasketStore + WmStore + Send + Sync + 'static {
 
     /// Schedules delivery `id` again at `now` (same id, same body); false when unknown.
     async fn redeliver(&self, id: &str, now: u64) -> StoreResult<bool>;
+}
+
+/// Opens the store `[store] url` names: a SQLite file (its directory created when
+/// missing) or a PostgreSQL database (pending migrations applied under the
+/// migration lock). Must run inside a tokio runtime.
+pub async fn open(backend: &StoreBackend) -> StoreResult<Arc<dyn Store>> {
+    match backend {
+        StoreBackend::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            Ok(Arc::new(sqlite::SqliteStore::open(path)?))
+        }
+        StoreBackend::Postgres(url) => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+    }
 }
