@@ -1,6 +1,7 @@
 //! The fleet store: PostgreSQL through tokio-postgres, with a deadpool pool.
 //!
-//! Same schema meaning as [`super::sqlite`] (see [`schema::MIGRATIONS`]), the same
+//! The schema of [`super::sqlite`] (its migrations, translated by
+//! [`schema::migration`]), the same
 //! unique constraints, and the same decisions: the row mapping, the re-evaluation
 //! of payments, the postback body and the Web Monetization credit are shared with
 //! SQLite in [`super::shared`]; only the SQL is written here.
@@ -95,7 +96,7 @@ impl Cols for Row {
     }
 
     fn flag(&self, i: usize) -> StoreResult<bool> {
-        self.try_get(i).map_err(pg)
+        self.try_get::<_, i64>(i).map(|v| v != 0).map_err(pg)
     }
 }
 
@@ -354,8 +355,8 @@ async fn insert_transfer(
     let on_conflict = if provisional {
         "DO NOTHING"
     } else {
-        "DO UPDATE SET provisional = false, block_number = excluded.block_number, \
-         block_hash = excluded.block_hash WHERE transfers.provisional"
+        "DO UPDATE SET provisional = 0, block_number = excluded.block_number, \
+         block_hash = excluded.block_hash WHERE transfers.provisional = 1"
     };
     let changed = exec(
         tx,
@@ -376,7 +377,7 @@ async fn insert_transfer(
             &t.from,
             &t.value.0.to_string(),
             &n(now)?,
-            &provisional,
+            &i64::from(provisional),
         ],
     )
     .await?;
@@ -508,7 +509,7 @@ impl Store for PostgresStore {
         let upto = n(batch.checkpoint.number)?;
         let stale = query(
             &tx,
-            "DELETE FROM transfers WHERE chain_id = $1 AND provisional AND block_number <= $2 \
+            "DELETE FROM transfers WHERE chain_id = $1 AND provisional = 1 AND block_number <= $2 \
              RETURNING payment_id",
             &[&chain, &upto],
         )

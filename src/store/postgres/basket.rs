@@ -179,7 +179,7 @@ impl BasketStore for PostgresStore {
             &[
                 &id,
                 &line.product_id,
-                &line.refund,
+                &i64::from(line.refund),
                 &i64::from(line.count),
                 &line.refund_of,
                 &unlocks,
@@ -270,13 +270,13 @@ impl BasketStore for PostgresStore {
         let r = query(
             &**c,
             &format!(
-                "SELECT l.product_id, l.count, l.unlocks, EXISTS ( \
+                "SELECT l.product_id, l.count, l.unlocks, CASE WHEN EXISTS ( \
                    SELECT 1 FROM refund_holds h JOIN baskets rb ON rb.id = h.basket_id \
                    JOIN payments rp ON rp.id = rb.payment_id \
                    WHERE h.payment_id = $1 AND h.product_id = l.product_id \
-                   AND rp.state IN {UNLOCKS}) \
+                   AND rp.state IN {UNLOCKS}) THEN 1::bigint ELSE 0::bigint END \
                  FROM baskets b JOIN basket_lines l ON l.basket_id = b.id \
-                 WHERE b.payment_id = $1 AND NOT l.refund ORDER BY l.position"
+                 WHERE b.payment_id = $1 AND l.refund = 0 ORDER BY l.position"
             ),
             &[&payment_id],
         )
