@@ -1501,6 +1501,50 @@ mod postgres {
     use crate::support::payer::Payer;
     use crate::support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
+    /// Eight instances starting at once on an empty database migrate it once
+    /// (the migration advisory lock): each opens, every migration is recorded
+    /// exactly once, and a database newer than this tollgate is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_starting_at_once_migrate_once() {
+        let db = super::PgDatabase::new("migrate_once").await;
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move { PostgresStore::open(&url).await.map(|_| ()) })
+            })
+            .collect();
+        for o in opens {
+            o.await.expect("task").expect("open");
+        }
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        let versions: Vec<i32> = client
+            .query("SELECT version FROM tollgate_schema ORDER BY version", &[])
+            .await
+            .expect("versions")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let expected: Vec<i32> = (1..=tollgate::store::sqlite::MIGRATIONS.len() as i32).collect();
+        assert_eq!(versions, expected);
+        client
+            .execute(
+                "INSERT INTO tollgate_schema (version) VALUES ($1)",
+                &[&(expected.len() as i32 + 1)],
+            )
+            .await
+            .expect("future version");
+        let err = PostgresStore::open(&db.url)
+            .await
+            .expect_err("newer schema");
+        assert!(
+            err.to_string().contains("newer than this tollgate"),
+            "{err}"
+        );
+    }
+
     /// End to end on a PostgreSQL store: the real tollgate binary with
     /// `store.url = "postgres://…"`, anvil and a real origin. A claim through
     /// HTTP, a transfer, "paid" in status.json and in the database, and
