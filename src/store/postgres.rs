@@ -34,8 +34,8 @@ pub mod schema;
 mod wm;
 
 use super::shared::{
-    bad, delivery_from, payment_from, reevaluated, stored_from, Cols, Postback, Stored,
-    DELIVERY_COLUMNS, KEEP_BLOCKS, PAYMENT_COLUMNS, REEVALUATE_WINDOW, TRANSFER_COLUMNS,
+    bad, delivery_from, payment_from, reevaluated, sql, stored_from, Cols, Postback, Stored,
+    KEEP_BLOCKS, REEVALUATE_WINDOW,
 };
 use super::{
     AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, PaymentId, ScanBatch, StateChange,
@@ -183,37 +183,19 @@ async fn exec(
 }
 
 async fn payment_by_id(c: &impl GenericClient, id: &str) -> StoreResult<Option<Payment>> {
-    let r = query(
-        c,
-        &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"),
-        &[&id],
-    )
-    .await?;
+    let r = query(c, &sql::payment_by_id(), &[&id]).await?;
     r.first().map(payment_from).transpose()
 }
 
 async fn payment_by_hash(c: &impl GenericClient, hash: &[u8; 32]) -> StoreResult<Option<Payment>> {
     let h = &hash[..];
-    let r = query(
-        c,
-        &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE contract_hash = $1"),
-        &[&h],
-    )
-    .await?;
+    let r = query(c, &sql::payment_by_hash(), &[&h]).await?;
     r.first().map(payment_from).transpose()
 }
 
 /// A payment's transfers in chain order (block, first sight, log index).
 async fn stored_transfers(c: &impl GenericClient, id: &str) -> StoreResult<Vec<Stored>> {
-    let r = query(
-        c,
-        &format!(
-            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE payment_id = $1 \
-             ORDER BY block_number, seen_at, log_index, tx_hash"
-        ),
-        &[&id],
-    )
-    .await?;
+    let r = query(c, &sql::transfers_of(), &[&id]).await?;
     rows(r, stored_from)
 }
 
@@ -225,8 +207,7 @@ async fn set_checkpoint(
 ) -> StoreResult<()> {
     exec(
         tx,
-        "INSERT INTO checkpoints (chain_id, number, hash) VALUES ($1, $2, $3) \
-         ON CONFLICT (chain_id) DO UPDATE SET number = excluded.number, hash = excluded.hash",
+        sql::SET_CHECKPOINT,
         &[&n(chain_id)?, &n(number)?, &hash],
     )
     .await?;
@@ -238,29 +219,17 @@ async fn remember_block(tx: &Transaction<'_>, chain_id: u64, block: &BlockRef) -
     let chain = n(chain_id)?;
     exec(
         tx,
-        "INSERT INTO blocks (chain_id, number, hash) VALUES ($1, $2, $3) \
-         ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash",
+        sql::REMEMBER_BLOCK,
         &[&chain, &n(block.number)?, &block.hash.to_ascii_lowercase()],
     )
     .await?;
-    exec(
-        tx,
-        "DELETE FROM blocks WHERE chain_id = $1 AND number < (SELECT min(number) FROM \
-         (SELECT number FROM blocks WHERE chain_id = $1 ORDER BY number DESC LIMIT $2) AS k)",
-        &[&chain, &KEEP_BLOCKS],
-    )
-    .await?;
+    exec(tx, sql::FORGET_OLD_BLOCKS, &[&chain, &KEEP_BLOCKS]).await?;
     Ok(())
 }
 
 /// The ids of payments with a transfer above `block` on `chain_id`.
 async fn paid_above(tx: &Transaction<'_>, chain_id: u64, block: u64) -> StoreResult<Vec<String>> {
-    let r = query(
-        tx,
-        "SELECT DISTINCT payment_id FROM transfers WHERE chain_id = $1 AND block_number > $2",
-        &[&n(chain_id)?, &n(block)?],
-    )
-    .await?;
+    let r = query(tx, sql::PAID_ABOVE, &[&n(chain_id)?, &n(block)?]).await?;
     rows(r, |r| r.text(0))
 }
 
@@ -275,12 +244,7 @@ async fn reevaluate(
     now: u64,
     mut touched: BTreeSet<String>,
 ) -> StoreResult<Vec<StateChange>> {
-    let open = query(
-        tx,
-        "SELECT id FROM payments WHERE state IN ('new', 'seen', 'confirming')",
-        &[],
-    )
-    .await?;
+    let open = query(tx, sql::OPEN_PAYMENTS, &[]).await?;
     touched.extend(rows(open, |r| r.text(0))?);
     touched.extend(paid_above(tx, chain_id, head.saturating_sub(REEVALUATE_WINDOW)).await?);
     let mut payments = Vec::with_capacity(touched.len());
@@ -302,16 +266,15 @@ async fn reevaluate(
         let a = &r.after;
         exec(
             tx,
-            "UPDATE payments SET state = $2, received = $3, seen_at = $4, confirmations = $5, \
-             tx_hash = $6, paid_at = $7 WHERE id = $1",
+            sql::UPDATE_PAYMENT,
             &[
-                &a.id,
                 &a.state.as_str(),
                 &a.received.0.to_string(),
                 &opt_n(a.seen_at)?,
                 &n(a.confirmations)?,
                 &a.tx_hash,
                 &opt_n(a.paid_at)?,
+                &a.id,
             ],
         )
         .await?;
@@ -327,8 +290,7 @@ async fn reevaluate(
 async fn queue_postback(tx: &Transaction<'_>, pb: &Postback) -> StoreResult<()> {
     exec(
         tx,
-        "INSERT INTO deliveries (id, payment_id, url, body, created_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (payment_id) DO NOTHING",
+        sql::QUEUE_POSTBACK,
         &[&pb.id, &pb.payment_id, &pb.url, &pb.body, &n(pb.now)?],
     )
     .await?;
@@ -343,29 +305,13 @@ async fn insert_transfer(
     now: u64,
     provisional: bool,
 ) -> StoreResult<Option<String>> {
-    let owner = query(
-        tx,
-        "SELECT id FROM payments WHERE address_lc = $1",
-        &[&t.to.to_ascii_lowercase()],
-    )
-    .await?;
+    let owner = query(tx, sql::PAYMENT_BY_ADDRESS, &[&t.to.to_ascii_lowercase()]).await?;
     let Some(payment) = owner.first().map(|r| r.text(0)).transpose()? else {
         return Ok(None); // not one of ours
     };
-    let on_conflict = if provisional {
-        "DO NOTHING"
-    } else {
-        "DO UPDATE SET provisional = 0, block_number = excluded.block_number, \
-         block_hash = excluded.block_hash WHERE transfers.provisional = 1"
-    };
     let changed = exec(
         tx,
-        &format!(
-            "INSERT INTO transfers (chain_id, tx_hash, log_index, block_number, \
-             block_hash, payment_id, to_address, from_address, value, seen_at, provisional) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (chain_id, tx_hash, log_index) {on_conflict}"
-        ),
+        &sql::insert_transfer(provisional),
         &[
             &n(t.chain_id)?,
             &t.tx_hash.to_ascii_lowercase(),
@@ -483,12 +429,7 @@ impl Store for PostgresStore {
 
     async fn watched_addresses(&self) -> StoreResult<Vec<(String, PaymentId)>> {
         let c = self.client().await?;
-        let r = query(
-            &**c,
-            "SELECT address, id FROM payments ORDER BY derivation_index",
-            &[],
-        )
-        .await?;
+        let r = query(&**c, sql::WATCHED, &[]).await?;
         rows(r, |r| Ok((r.text(0)?, r.text(1)?)))
     }
 
@@ -507,14 +448,9 @@ impl Store for PostgresStore {
         // confirm is not on the canonical chain: forget it.
         let chain = n(batch.chain_id)?;
         let upto = n(batch.checkpoint.number)?;
-        let stale = query(
-            &tx,
-            "DELETE FROM transfers WHERE chain_id = $1 AND provisional = 1 AND block_number <= $2 \
-             RETURNING payment_id",
-            &[&chain, &upto],
-        )
-        .await?;
+        let stale = query(&tx, sql::STALE_PROVISIONAL, &[&chain, &upto]).await?;
         touched.extend(rows(stale, |r| r.text(0))?);
+        exec(&tx, sql::DROP_PROVISIONAL, &[&chain, &upto]).await?;
         set_checkpoint(
             &tx,
             batch.chain_id,
@@ -576,24 +512,9 @@ impl Store for PostgresStore {
             .into_iter()
             .collect();
         let (chain, anc) = (n(chain_id)?, n(ancestor)?);
-        exec(
-            &tx,
-            "DELETE FROM transfers WHERE chain_id = $1 AND block_number > $2",
-            &[&chain, &anc],
-        )
-        .await?;
-        exec(
-            &tx,
-            "DELETE FROM blocks WHERE chain_id = $1 AND number > $2",
-            &[&chain, &anc],
-        )
-        .await?;
-        let hash = query(
-            &tx,
-            "SELECT hash FROM blocks WHERE chain_id = $1 AND number = $2",
-            &[&chain, &anc],
-        )
-        .await?;
+        exec(&tx, sql::DROP_TRANSFERS_ABOVE, &[&chain, &anc]).await?;
+        exec(&tx, sql::DROP_BLOCKS_ABOVE, &[&chain, &anc]).await?;
+        let hash = query(&tx, sql::BLOCK_HASH, &[&chain, &anc]).await?;
         let hash = hash.first().map(|r| r.text(0)).transpose()?;
         set_checkpoint(&tx, chain_id, ancestor, hash.as_deref().unwrap_or("")).await?;
         let changes = reevaluate(&tx, chain_id, head, now, touched).await?;
@@ -603,12 +524,7 @@ impl Store for PostgresStore {
 
     async fn checkpoint(&self, chain_id: u64) -> StoreResult<Option<BlockRef>> {
         let c = self.client().await?;
-        let r = query(
-            &**c,
-            "SELECT number, hash FROM checkpoints WHERE chain_id = $1",
-            &[&n(chain_id)?],
-        )
-        .await?;
+        let r = query(&**c, sql::CHECKPOINT, &[&n(chain_id)?]).await?;
         r.first()
             .map(|r| {
                 Ok(BlockRef {
@@ -622,12 +538,7 @@ impl Store for PostgresStore {
     async fn recent_blocks(&self, chain_id: u64, limit: usize) -> StoreResult<Vec<BlockRef>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let c = self.client().await?;
-        let r = query(
-            &**c,
-            "SELECT number, hash FROM blocks WHERE chain_id = $1 ORDER BY number DESC LIMIT $2",
-            &[&n(chain_id)?, &limit],
-        )
-        .await?;
+        let r = query(&**c, sql::RECENT_BLOCKS, &[&n(chain_id)?, &limit]).await?;
         rows(r, |r| {
             Ok(BlockRef {
                 number: r.u64(0)?,
@@ -647,12 +558,7 @@ impl Store for PostgresStore {
 
     async fn all_payments(&self) -> StoreResult<Vec<Payment>> {
         let c = self.client().await?;
-        let r = query(
-            &**c,
-            &format!("SELECT {PAYMENT_COLUMNS} FROM payments ORDER BY derivation_index"),
-            &[],
-        )
-        .await?;
+        let r = query(&**c, &sql::all_payments(), &[]).await?;
         rows(r, payment_from)
     }
 
@@ -660,15 +566,7 @@ impl Store for PostgresStore {
         let now = i64::try_from(now).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let c = self.client().await?;
-        let r = query(
-            &**c,
-            &format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE next_attempt_at IS NOT NULL \
-                 AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2"
-            ),
-            &[&now, &limit],
-        )
-        .await?;
+        let r = query(&**c, &sql::due_deliveries(), &[&now, &limit]).await?;
         rows(r, delivery_from)
     }
 
@@ -676,23 +574,9 @@ impl Store for PostgresStore {
     async fn record_attempt(&self, id: &str, now: u64, outcome: AttemptOutcome) -> StoreResult<()> {
         let c = self.client().await?;
         match outcome {
-            AttemptOutcome::Delivered => {
-                exec(
-                    &**c,
-                    "UPDATE deliveries SET attempts = attempts + 1, delivered_at = $2, \
-                     next_attempt_at = NULL, last_error = NULL WHERE id = $1",
-                    &[&id, &n(now)?],
-                )
-                .await?
-            }
+            AttemptOutcome::Delivered => exec(&**c, sql::DELIVERED, &[&n(now)?, &id]).await?,
             AttemptOutcome::Failed { error, retry_at } => {
-                exec(
-                    &**c,
-                    "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, \
-                     last_error = $3 WHERE id = $1",
-                    &[&id, &opt_n(retry_at)?, &error],
-                )
-                .await?
+                exec(&**c, sql::FAILED, &[&opt_n(retry_at)?, &error, &id]).await?
             }
         };
         Ok(())
@@ -701,26 +585,14 @@ impl Store for PostgresStore {
     async fn deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let c = self.client().await?;
-        let r = query(
-            &**c,
-            &format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries ORDER BY created_at DESC, id LIMIT $1"
-            ),
-            &[&limit],
-        )
-        .await?;
+        let r = query(&**c, &sql::deliveries(), &[&limit]).await?;
         rows(r, delivery_from)
     }
 
     /// One statement (its own `READ COMMITTED` transaction).
     async fn redeliver(&self, id: &str, now: u64) -> StoreResult<bool> {
         let c = self.client().await?;
-        let changed = exec(
-            &**c,
-            "UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1",
-            &[&id, &n(now)?],
-        )
-        .await?;
+        let changed = exec(&**c, sql::REDELIVER, &[&n(now)?, &id]).await?;
         Ok(changed == 1)
     }
 }

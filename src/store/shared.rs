@@ -333,3 +333,154 @@ pub(crate) fn wm_decide(seen: u128, consumed: u128, received: u128, required: u1
         }
     }
 }
+
+/// The statements both stores run as they are. Parameters are written `$1`, `$2`,
+/// … and first appear in ascending order, so PostgreSQL reads them by number and
+/// SQLite (for which `$1` is a named parameter, numbered by first appearance)
+/// binds the same values in the same positions.
+pub(crate) mod sql {
+    /// A payment by id.
+    pub(crate) fn payment_by_id() -> String {
+        format!(
+            "SELECT {} FROM payments WHERE id = $1",
+            super::PAYMENT_COLUMNS
+        )
+    }
+
+    /// A payment by contract hash.
+    pub(crate) fn payment_by_hash() -> String {
+        format!(
+            "SELECT {} FROM payments WHERE contract_hash = $1",
+            super::PAYMENT_COLUMNS
+        )
+    }
+
+    /// Every payment, by derivation index.
+    pub(crate) fn all_payments() -> String {
+        format!(
+            "SELECT {} FROM payments ORDER BY derivation_index",
+            super::PAYMENT_COLUMNS
+        )
+    }
+
+    /// A payment's transfers in chain order (block, first sight, log index).
+    pub(crate) fn transfers_of() -> String {
+        format!(
+            "SELECT {} FROM transfers WHERE payment_id = $1 \
+             ORDER BY block_number, seen_at, log_index, tx_hash",
+            super::TRANSFER_COLUMNS
+        )
+    }
+
+    /// Deliveries due at `$1`, at most `$2`.
+    pub(crate) fn due_deliveries() -> String {
+        format!(
+            "SELECT {} FROM deliveries WHERE next_attempt_at IS NOT NULL \
+             AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+            super::DELIVERY_COLUMNS
+        )
+    }
+
+    /// The newest `$1` deliveries.
+    pub(crate) fn deliveries() -> String {
+        format!(
+            "SELECT {} FROM deliveries ORDER BY created_at DESC, id LIMIT $1",
+            super::DELIVERY_COLUMNS
+        )
+    }
+
+    /// Inserts a transfer (`$1`..`$11`: chain, tx, log index, block, block hash,
+    /// payment, to, from, value, seen at, provisional). From the scanner a log
+    /// recorded provisionally becomes confirmed; a provisional record never
+    /// overwrites anything.
+    pub(crate) fn insert_transfer(provisional: bool) -> String {
+        let on_conflict = if provisional {
+            "DO NOTHING"
+        } else {
+            "DO UPDATE SET provisional = 0, block_number = excluded.block_number, \
+             block_hash = excluded.block_hash WHERE transfers.provisional = 1"
+        };
+        format!(
+            "INSERT INTO transfers (chain_id, tx_hash, log_index, block_number, \
+             block_hash, payment_id, to_address, from_address, value, seen_at, provisional) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (chain_id, tx_hash, log_index) {on_conflict}"
+        )
+    }
+
+    /// The payment owning a receiving address (`$1`, lowercase).
+    pub(crate) const PAYMENT_BY_ADDRESS: &str = "SELECT id FROM payments WHERE address_lc = $1";
+
+    /// The payments that are still open.
+    pub(crate) const OPEN_PAYMENTS: &str =
+        "SELECT id FROM payments WHERE state IN ('new', 'seen', 'confirming')";
+
+    /// The payments with a transfer on chain `$1` above block `$2`.
+    pub(crate) const PAID_ABOVE: &str =
+        "SELECT DISTINCT payment_id FROM transfers WHERE chain_id = $1 AND block_number > $2";
+
+    /// Writes back a re-evaluated payment (`$7` is its id).
+    pub(crate) const UPDATE_PAYMENT: &str = "UPDATE payments SET state = $1, received = $2, \
+         seen_at = $3, confirmations = $4, tx_hash = $5, paid_at = $6 WHERE id = $7";
+
+    /// Queues a postback (id, payment, url, body, now); a payment keeps its first.
+    pub(crate) const QUEUE_POSTBACK: &str =
+        "INSERT INTO deliveries (id, payment_id, url, body, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (payment_id) DO NOTHING";
+
+    /// Moves the checkpoint of chain `$1` to block `$2` with hash `$3`.
+    pub(crate) const SET_CHECKPOINT: &str =
+        "INSERT INTO checkpoints (chain_id, number, hash) VALUES ($1, $2, $3) \
+         ON CONFLICT (chain_id) DO UPDATE SET number = excluded.number, hash = excluded.hash";
+
+    /// Remembers block `$2` of chain `$1` with hash `$3`.
+    pub(crate) const REMEMBER_BLOCK: &str =
+        "INSERT INTO blocks (chain_id, number, hash) VALUES ($1, $2, $3) \
+         ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash";
+
+    /// Forgets all but the newest `$2` remembered blocks of chain `$1`.
+    pub(crate) const FORGET_OLD_BLOCKS: &str =
+        "DELETE FROM blocks WHERE chain_id = $1 AND number < (SELECT min(number) FROM \
+         (SELECT number FROM blocks WHERE chain_id = $1 ORDER BY number DESC LIMIT $2) AS k)";
+
+    /// The owners of the provisional transfers on chain `$1` up to block `$2`.
+    pub(crate) const STALE_PROVISIONAL: &str = "SELECT payment_id FROM transfers \
+         WHERE chain_id = $1 AND provisional = 1 AND block_number <= $2";
+
+    /// Drops the provisional transfers on chain `$1` up to block `$2`.
+    pub(crate) const DROP_PROVISIONAL: &str =
+        "DELETE FROM transfers WHERE chain_id = $1 AND provisional = 1 AND block_number <= $2";
+
+    /// Drops the transfers on chain `$1` above block `$2`.
+    pub(crate) const DROP_TRANSFERS_ABOVE: &str =
+        "DELETE FROM transfers WHERE chain_id = $1 AND block_number > $2";
+
+    /// Drops the remembered blocks of chain `$1` above `$2`.
+    pub(crate) const DROP_BLOCKS_ABOVE: &str =
+        "DELETE FROM blocks WHERE chain_id = $1 AND number > $2";
+
+    /// The remembered hash of block `$2` on chain `$1`.
+    pub(crate) const BLOCK_HASH: &str =
+        "SELECT hash FROM blocks WHERE chain_id = $1 AND number = $2";
+
+    /// The checkpoint of chain `$1`.
+    pub(crate) const CHECKPOINT: &str = "SELECT number, hash FROM checkpoints WHERE chain_id = $1";
+
+    /// The newest `$2` remembered blocks of chain `$1`.
+    pub(crate) const RECENT_BLOCKS: &str =
+        "SELECT number, hash FROM blocks WHERE chain_id = $1 ORDER BY number DESC LIMIT $2";
+
+    /// Every receiving address with its payment.
+    pub(crate) const WATCHED: &str = "SELECT address, id FROM payments ORDER BY derivation_index";
+
+    /// A delivered attempt at `$1` of delivery `$2`.
+    pub(crate) const DELIVERED: &str = "UPDATE deliveries SET attempts = attempts + 1, \
+         delivered_at = $1, next_attempt_at = NULL, last_error = NULL WHERE id = $2";
+
+    /// A failed attempt: next at `$1` (or never), error `$2`, delivery `$3`.
+    pub(crate) const FAILED: &str = "UPDATE deliveries SET attempts = attempts + 1, \
+         next_attempt_at = $1, last_error = $2 WHERE id = $3";
+
+    /// Delivery `$2` due again at `$1`.
+    pub(crate) const REDELIVER: &str = "UPDATE deliveries SET next_attempt_at = $1 WHERE id = $2";
+}

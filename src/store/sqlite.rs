@@ -33,8 +33,7 @@ use schema::migrate;
 
 use crate::payments::state::PaymentState;
 use crate::store::shared::{
-    delivery_from, payment_from, reevaluated, stored_from, Postback, Stored, DELIVERY_COLUMNS,
-    PAYMENT_COLUMNS, TRANSFER_COLUMNS,
+    delivery_from, payment_from, reevaluated, sql, stored_from, Postback, Stored,
 };
 
 use super::{
@@ -140,33 +139,24 @@ impl SqliteStore {
 }
 
 fn payment_by_id(c: &Connection, id: &str) -> StoreResult<Option<Payment>> {
-    c.prepare_cached(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1"
-    ))
-    .db()?
-    .query_row(params![id], mapped!(payment_from))
-    .optional()
-    .db()
+    c.prepare_cached(&sql::payment_by_id())
+        .db()?
+        .query_row(params![id], mapped!(payment_from))
+        .optional()
+        .db()
 }
 
 fn payment_by_hash(c: &Connection, hash: &[u8; 32]) -> StoreResult<Option<Payment>> {
-    c.prepare_cached(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE contract_hash = ?1"
-    ))
-    .db()?
-    .query_row(params![&hash[..]], mapped!(payment_from))
-    .optional()
-    .db()
+    c.prepare_cached(&sql::payment_by_hash())
+        .db()?
+        .query_row(params![&hash[..]], mapped!(payment_from))
+        .optional()
+        .db()
 }
 
 /// A payment's transfers in chain order (block, first sight, log index).
 fn stored_transfers(c: &Connection, id: &str) -> StoreResult<Vec<Stored>> {
-    let mut stmt = c
-        .prepare_cached(&format!(
-            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE payment_id = ?1 \
-             ORDER BY block_number, seen_at, log_index, tx_hash"
-        ))
-        .db()?;
+    let mut stmt = c.prepare_cached(&sql::transfers_of()).db()?;
     let rows = stmt.query_map(params![id], mapped!(stored_from)).db()?;
     rows.collect::<rusqlite::Result<Vec<_>>>().db()
 }
@@ -235,36 +225,27 @@ fn claim_write(
 }
 
 fn set_checkpoint(c: &Connection, chain_id: u64, number: u64, hash: &str) -> StoreResult<()> {
-    c.prepare_cached(
-        "INSERT INTO checkpoints (chain_id, number, hash) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (chain_id) DO UPDATE SET number = excluded.number, hash = excluded.hash",
-    )
-    .db()?
-    .execute(params![U64(chain_id), U64(number), hash])
-    .db()?;
+    c.prepare_cached(sql::SET_CHECKPOINT)
+        .db()?
+        .execute(params![U64(chain_id), U64(number), hash])
+        .db()?;
     Ok(())
 }
 
 /// Remembers a canonical block hash and forgets all but the newest [`KEEP_BLOCKS`].
 fn remember_block(c: &Connection, chain_id: u64, block: &BlockRef) -> StoreResult<()> {
-    c.prepare_cached(
-        "INSERT INTO blocks (chain_id, number, hash) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash",
-    )
-    .db()?
-    .execute(params![
-        U64(chain_id),
-        U64(block.number),
-        block.hash.to_ascii_lowercase()
-    ])
-    .db()?;
-    c.prepare_cached(
-        "DELETE FROM blocks WHERE chain_id = ?1 AND number < (SELECT min(number) FROM \
-         (SELECT number FROM blocks WHERE chain_id = ?1 ORDER BY number DESC LIMIT ?2))",
-    )
-    .db()?
-    .execute(params![U64(chain_id), KEEP_BLOCKS])
-    .db()?;
+    c.prepare_cached(sql::REMEMBER_BLOCK)
+        .db()?
+        .execute(params![
+            U64(chain_id),
+            U64(block.number),
+            block.hash.to_ascii_lowercase()
+        ])
+        .db()?;
+    c.prepare_cached(sql::FORGET_OLD_BLOCKS)
+        .db()?
+        .execute(params![U64(chain_id), KEEP_BLOCKS])
+        .db()?;
     Ok(())
 }
 
@@ -285,18 +266,11 @@ fn reevaluate(
     mut touched: BTreeSet<String>,
 ) -> StoreResult<Vec<StateChange>> {
     {
-        let mut open = c
-            .prepare_cached("SELECT id FROM payments WHERE state IN ('new', 'seen', 'confirming')")
-            .db()?;
+        let mut open = c.prepare_cached(sql::OPEN_PAYMENTS).db()?;
         for id in open.query_map([], |r| r.get::<_, String>(0)).db()? {
             touched.insert(id.db()?);
         }
-        let mut recent = c
-            .prepare_cached(
-                "SELECT DISTINCT payment_id FROM transfers \
-                 WHERE chain_id = ?1 AND block_number > ?2",
-            )
-            .db()?;
+        let mut recent = c.prepare_cached(sql::PAID_ABOVE).db()?;
         let since = head.saturating_sub(REEVALUATE_WINDOW);
         for id in recent
             .query_map(params![U64(chain_id), U64(since)], |r| {
@@ -324,21 +298,18 @@ fn reevaluate(
             continue;
         };
         let after = r.after;
-        c.prepare_cached(
-            "UPDATE payments SET state = ?2, received = ?3, seen_at = ?4, confirmations = ?5, \
-             tx_hash = ?6, paid_at = ?7 WHERE id = ?1",
-        )
-        .db()?
-        .execute(params![
-            after.id,
-            after.state.as_str(),
-            after.received.0.to_string(),
-            after.seen_at.map(U64),
-            U64(after.confirmations),
-            after.tx_hash,
-            after.paid_at.map(U64),
-        ])
-        .db()?;
+        c.prepare_cached(sql::UPDATE_PAYMENT)
+            .db()?
+            .execute(params![
+                after.state.as_str(),
+                after.received.0.to_string(),
+                after.seen_at.map(U64),
+                U64(after.confirmations),
+                after.tx_hash,
+                after.paid_at.map(U64),
+                after.id,
+            ])
+            .db()?;
         if let Some(pb) = r.postback {
             queue_postback(c, &pb)?;
         }
@@ -350,13 +321,10 @@ fn reevaluate(
 /// Queues a postback decided by [`reevaluated`] (same transaction); a payment
 /// keeps its first delivery.
 fn queue_postback(c: &Connection, pb: &Postback) -> StoreResult<()> {
-    c.prepare_cached(
-        "INSERT INTO deliveries (id, payment_id, url, body, created_at, next_attempt_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(payment_id) DO NOTHING",
-    )
-    .db()?
-    .execute(params![pb.id, pb.payment_id, pb.url, pb.body, U64(pb.now)])
-    .db()?;
+    c.prepare_cached(sql::QUEUE_POSTBACK)
+        .db()?
+        .execute(params![pb.id, pb.payment_id, pb.url, pb.body, U64(pb.now)])
+        .db()?;
     Ok(())
 }
 
@@ -371,7 +339,7 @@ fn insert_transfer(
     provisional: bool,
 ) -> StoreResult<Option<String>> {
     let payment: Option<String> = c
-        .prepare_cached("SELECT id FROM payments WHERE address_lc = ?1")
+        .prepare_cached(sql::PAYMENT_BY_ADDRESS)
         .db()?
         .query_row(params![t.to.to_ascii_lowercase()], |r| r.get(0))
         .optional()
@@ -379,19 +347,8 @@ fn insert_transfer(
     let Some(payment) = payment else {
         return Ok(None); // not one of ours
     };
-    let on_conflict = if provisional {
-        "DO NOTHING"
-    } else {
-        "DO UPDATE SET provisional = 0, block_number = excluded.block_number, \
-         block_hash = excluded.block_hash WHERE transfers.provisional = 1"
-    };
     let changed = c
-        .prepare_cached(&format!(
-            "INSERT INTO transfers (chain_id, tx_hash, log_index, block_number, \
-             block_hash, payment_id, to_address, from_address, value, seen_at, provisional) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-             ON CONFLICT (chain_id, tx_hash, log_index) {on_conflict}"
-        ))
+        .prepare_cached(&sql::insert_transfer(provisional))
         .db()?
         .execute(params![
             U64(t.chain_id),
@@ -469,9 +426,7 @@ impl Store for SqliteStore {
 
     async fn watched_addresses(&self) -> StoreResult<Vec<(String, PaymentId)>> {
         self.run(|c| {
-            let mut stmt = c
-                .prepare_cached("SELECT address, id FROM payments ORDER BY derivation_index")
-                .db()?;
+            let mut stmt = c.prepare_cached(sql::WATCHED).db()?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
             rows.collect::<rusqlite::Result<Vec<_>>>().db()
         })
@@ -489,12 +444,7 @@ impl Store for SqliteStore {
             // A provisional transfer (a challenge answer's) in the scanned range that
             // the scan did not confirm is not on the canonical chain: forget it.
             {
-                let mut stale = c
-                    .prepare_cached(
-                        "SELECT payment_id FROM transfers WHERE chain_id = ?1 \
-                         AND provisional = 1 AND block_number <= ?2",
-                    )
-                    .db()?;
+                let mut stale = c.prepare_cached(sql::STALE_PROVISIONAL).db()?;
                 for id in stale
                     .query_map(
                         params![U64(batch.chain_id), U64(batch.checkpoint.number)],
@@ -505,13 +455,10 @@ impl Store for SqliteStore {
                     touched.insert(id.db()?);
                 }
             }
-            c.prepare_cached(
-                "DELETE FROM transfers WHERE chain_id = ?1 AND provisional = 1 \
-                 AND block_number <= ?2",
-            )
-            .db()?
-            .execute(params![U64(batch.chain_id), U64(batch.checkpoint.number)])
-            .db()?;
+            c.prepare_cached(sql::DROP_PROVISIONAL)
+                .db()?
+                .execute(params![U64(batch.chain_id), U64(batch.checkpoint.number)])
+                .db()?;
             set_checkpoint(
                 c,
                 batch.chain_id,
@@ -558,12 +505,7 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let mut touched = BTreeSet::new();
             {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT DISTINCT payment_id FROM transfers \
-                         WHERE chain_id = ?1 AND block_number > ?2",
-                    )
-                    .db()?;
+                let mut stmt = c.prepare_cached(sql::PAID_ABOVE).db()?;
                 for id in stmt
                     .query_map(params![U64(chain_id), U64(ancestor)], |r| {
                         r.get::<_, String>(0)
@@ -574,18 +516,18 @@ impl Store for SqliteStore {
                 }
             }
             c.execute(
-                "DELETE FROM transfers WHERE chain_id = ?1 AND block_number > ?2",
+                sql::DROP_TRANSFERS_ABOVE,
                 params![U64(chain_id), U64(ancestor)],
             )
             .db()?;
             c.execute(
-                "DELETE FROM blocks WHERE chain_id = ?1 AND number > ?2",
+                sql::DROP_BLOCKS_ABOVE,
                 params![U64(chain_id), U64(ancestor)],
             )
             .db()?;
             let hash: Option<String> = c
                 .query_row(
-                    "SELECT hash FROM blocks WHERE chain_id = ?1 AND number = ?2",
+                    sql::BLOCK_HASH,
                     params![U64(chain_id), U64(ancestor)],
                     |r| r.get(0),
                 )
@@ -599,16 +541,12 @@ impl Store for SqliteStore {
 
     async fn checkpoint(&self, chain_id: u64) -> StoreResult<Option<BlockRef>> {
         self.run(move |c| {
-            c.query_row(
-                "SELECT number, hash FROM checkpoints WHERE chain_id = ?1",
-                params![U64(chain_id)],
-                |r| {
-                    Ok(BlockRef {
-                        number: u64_col(r, 0)?,
-                        hash: r.get(1)?,
-                    })
-                },
-            )
+            c.query_row(sql::CHECKPOINT, params![U64(chain_id)], |r| {
+                Ok(BlockRef {
+                    number: u64_col(r, 0)?,
+                    hash: r.get(1)?,
+                })
+            })
             .optional()
             .db()
         })
@@ -618,12 +556,7 @@ impl Store for SqliteStore {
     async fn recent_blocks(&self, chain_id: u64, limit: usize) -> StoreResult<Vec<BlockRef>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT number, hash FROM blocks WHERE chain_id = ?1 \
-                     ORDER BY number DESC LIMIT ?2",
-                )
-                .db()?;
+            let mut stmt = c.prepare_cached(sql::RECENT_BLOCKS).db()?;
             let rows = stmt
                 .query_map(params![U64(chain_id), limit], |r| {
                     Ok(BlockRef {
@@ -650,12 +583,7 @@ impl Store for SqliteStore {
 
     async fn due_deliveries(&self, now: u64, limit: usize) -> StoreResult<Vec<Delivery>> {
         self.run(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE next_attempt_at IS NOT NULL \
-                     AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2"
-                ))
-                .db()?;
+            let mut st = c.prepare_cached(&sql::due_deliveries()).db()?;
             let rows = st
                 .query_map(
                     params![U64(now.min(i64::MAX as u64)), limit as i64],
@@ -672,20 +600,14 @@ impl Store for SqliteStore {
         self.write(move |c| {
             match outcome {
                 AttemptOutcome::Delivered => c
-                    .prepare_cached(
-                        "UPDATE deliveries SET attempts = attempts + 1, delivered_at = ?2, \
-                         next_attempt_at = NULL, last_error = NULL WHERE id = ?1",
-                    )
+                    .prepare_cached(sql::DELIVERED)
                     .db()?
-                    .execute(params![id, U64(now)])
+                    .execute(params![U64(now), id])
                     .db()?,
                 AttemptOutcome::Failed { error, retry_at } => c
-                    .prepare_cached(
-                        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?2, \
-                         last_error = ?3 WHERE id = ?1",
-                    )
+                    .prepare_cached(sql::FAILED)
                     .db()?
-                    .execute(params![id, retry_at.map(U64), error])
+                    .execute(params![retry_at.map(U64), error, id])
                     .db()?,
             };
             Ok(())
@@ -695,12 +617,10 @@ impl Store for SqliteStore {
 
     async fn deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
         self.run(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries ORDER BY created_at DESC, id LIMIT ?1"
-                ))
+            let mut st = c.prepare_cached(&sql::deliveries()).db()?;
+            let rows = st
+                .query_map(params![limit as i64], mapped!(delivery_from))
                 .db()?;
-            let rows = st.query_map(params![limit as i64], mapped!(delivery_from)).db()?;
             rows.map(|r| r.db()).collect()
         })
         .await
@@ -710,9 +630,9 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.write(move |c| {
             let n = c
-                .prepare_cached("UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1")
+                .prepare_cached(sql::REDELIVER)
                 .db()?
-                .execute(params![id, U64(now)])
+                .execute(params![U64(now), id])
                 .db()?;
             Ok(n == 1)
         })
@@ -721,11 +641,7 @@ impl Store for SqliteStore {
 
     async fn all_payments(&self) -> StoreResult<Vec<Payment>> {
         self.run(|c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments ORDER BY derivation_index"
-                ))
-                .db()?;
+            let mut stmt = c.prepare_cached(&sql::all_payments()).db()?;
             let rows = stmt.query_map([], mapped!(payment_from)).db()?;
             rows.collect::<rusqlite::Result<Vec<_>>>().db()
         })
