@@ -483,4 +483,96 @@ pub(crate) mod sql {
 
     /// Delivery `$2` due again at `$1`.
     pub(crate) const REDELIVER: &str = "UPDATE deliveries SET next_attempt_at = $1 WHERE id = $2";
+
+    /// A basket by a `clause` on `$1` (`id = $1`, `secret_hash = $1`).
+    pub(crate) fn basket_where(clause: &str) -> String {
+        format!(
+            "SELECT {} FROM baskets WHERE {clause}",
+            super::BASKET_COLUMNS
+        )
+    }
+
+    /// Creates an open basket (id, secret hash, customer, shop, created, expires).
+    pub(crate) const CREATE_BASKET: &str = "INSERT INTO baskets (id, secret_hash, customer_id, \
+         shop_id, state, created_at, expires_at) VALUES ($1, $2, $3, $4, 'open', $5, $6)";
+
+    /// The lines of basket `$1`, in order.
+    pub(crate) const LINES_OF: &str = "SELECT product_id, refund, count, refund_of, unlocks \
+         FROM basket_lines WHERE basket_id = $1 ORDER BY position";
+
+    /// Bumps the revision of basket `$1` when it is at revision `$2`, open and
+    /// unexpired at `$3` (the compare-and-swap every basket write starts with).
+    pub(crate) const CLAIM_REVISION: &str = "UPDATE baskets SET revision = revision + 1 \
+         WHERE id = $1 AND revision = $2 AND state = 'open' AND expires_at >= $3";
+
+    /// Drops the hold on product `$2` of payment `$1` left by a basket that expired
+    /// (before `$3`) unpaid: it no longer counts.
+    pub(crate) const DROP_STALE_HOLD: &str = "DELETE FROM refund_holds WHERE payment_id = $1 \
+         AND product_id = $2 AND basket_id IN (SELECT b.id FROM baskets b \
+           LEFT JOIN payments p ON p.id = b.payment_id \
+           WHERE b.expires_at < $3 AND (p.state IS NULL OR p.state IN ('new', 'expired', 'underpaid')))";
+
+    /// Takes the hold on product `$2` of payment `$1` for basket `$3` (when free).
+    pub(crate) const TAKE_HOLD: &str = "INSERT INTO refund_holds (payment_id, product_id, \
+         basket_id) VALUES ($1, $2, $3) ON CONFLICT (payment_id, product_id) DO NOTHING";
+
+    /// The basket holding product `$2` of payment `$1`.
+    pub(crate) const HOLDER: &str =
+        "SELECT basket_id FROM refund_holds WHERE payment_id = $1 AND product_id = $2";
+
+    /// Sets a line of basket `$1` (product, refund, count, refund of, unlocks),
+    /// appended when new.
+    pub(crate) const PUT_LINE: &str = "INSERT INTO basket_lines (basket_id, position, \
+         product_id, refund, count, refund_of, unlocks) VALUES ($1, (SELECT \
+         COALESCE(MAX(position), -1) + 1 FROM basket_lines WHERE basket_id = $1), $2, $3, $4, \
+         $5, $6) ON CONFLICT (basket_id, product_id, refund) DO UPDATE SET \
+         count = excluded.count, refund_of = excluded.refund_of, unlocks = excluded.unlocks";
+
+    /// Locks basket `$4` at revision `$5` for checkout (token `$1`, challenge `$2`,
+    /// expiry raised to `$3`).
+    pub(crate) const LOCK_BASKET: &str = "UPDATE baskets SET state = 'checked_out', \
+         revision = revision + 1, contract_token = $1, challenge = $2, \
+         expires_at = CASE WHEN expires_at > $3 THEN expires_at ELSE $3 END \
+         WHERE id = $4 AND revision = $5 AND state = 'open'";
+
+    /// Records payment `$1` as basket `$2`'s checkout.
+    pub(crate) const SET_BASKET_PAYMENT: &str = "UPDATE baskets SET payment_id = $1 WHERE id = $2";
+
+    /// Drops the refund holds of basket `$1` unless its payment unlocks.
+    pub(crate) const RELEASE_HOLDS: &str = "DELETE FROM refund_holds WHERE basket_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM baskets b JOIN payments p ON p.id = b.payment_id \
+         WHERE b.id = $1 AND p.state IN ('paid', 'paid_late'))";
+
+    /// Marks basket `$1` released.
+    pub(crate) const RELEASE_BASKET: &str = "UPDATE baskets SET state = 'released', \
+         revision = revision + 1 WHERE id = $1 AND state != 'released'";
+
+    /// The baskets expired at `$1` whose payment is not paid or on its way.
+    pub(crate) const EXPIRED_BASKETS: &str = "SELECT b.id FROM baskets b \
+         LEFT JOIN payments p ON p.id = b.payment_id \
+         WHERE b.state != 'released' AND b.expires_at < $1 \
+         AND (p.state IS NULL OR p.state IN ('new', 'expired', 'underpaid'))";
+
+    /// What the basket paid by `$1` bought, each with 1 when its refund is final.
+    pub(crate) const PURCHASES: &str = "SELECT l.product_id, l.count, l.unlocks, \
+         CASE WHEN EXISTS (SELECT 1 FROM refund_holds h JOIN baskets rb ON rb.id = h.basket_id \
+           JOIN payments rp ON rp.id = rb.payment_id \
+           WHERE h.payment_id = $1 AND h.product_id = l.product_id \
+           AND rp.state IN ('paid', 'paid_late')) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END \
+         FROM baskets b JOIN basket_lines l ON l.basket_id = b.id \
+         WHERE b.payment_id = $1 AND l.refund = 0 ORDER BY l.position";
+
+    /// The contract hashes of the payments the basket paid by `$1` refunds.
+    pub(crate) const REFUNDED_BY: &str = "SELECT DISTINCT p.contract_hash FROM baskets b \
+         JOIN refund_holds h ON h.basket_id = b.id JOIN payments p ON p.id = h.payment_id \
+         WHERE b.payment_id = $1 AND p.contract_hash IS NOT NULL";
+
+    /// Records a Web Monetization unlock (id, hash, incoming url, scope, amount,
+    /// created, ttl).
+    pub(crate) const WM_UNLOCK_INSERT: &str = "INSERT INTO wm_unlocks (id, hash, incoming_url, \
+         scope, amount, created_at, access_ttl_secs) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+    /// The Web Monetization unlock with receipt hash `$1`.
+    pub(crate) const WM_UNLOCK: &str = "SELECT id, scope, created_at, access_ttl_secs, \
+         incoming_url FROM wm_unlocks WHERE hash = $1";
 }

@@ -8,23 +8,11 @@ use tokio_postgres::{GenericClient, Transaction};
 use super::{begin, chain_lock, exec, n, pg, query, rows, PostgresStore};
 use crate::store::basket::Basket;
 use crate::store::basket::{BasketLine, BasketStore, BasketWrite, NewBasket, Purchase};
-use crate::store::shared::{basket_from, unlocks_of, Cols, BASKET_COLUMNS};
+use crate::store::shared::{basket_from, sql, unlocks_of, Cols};
 use crate::store::{StoreError, StoreResult};
 
-/// The states in which a payment unlocks (a basket paid by it is complete).
-const UNLOCKS: &str = "('paid', 'paid_late')";
-
-/// The payment states in which an expired basket may be released.
-const IDLE: &str = "('new', 'expired', 'underpaid')";
-
 async fn lines_of(c: &impl GenericClient, id: &str) -> StoreResult<Vec<BasketLine>> {
-    let r = query(
-        c,
-        "SELECT product_id, refund, count, refund_of, unlocks FROM basket_lines \
-         WHERE basket_id = $1 ORDER BY position",
-        &[&id],
-    )
-    .await?;
+    let r = query(c, sql::LINES_OF, &[&id]).await?;
     rows(r, |r| {
         Ok(BasketLine {
             product_id: r.text(0)?,
@@ -41,12 +29,7 @@ async fn basket_where(
     clause: &str,
     key: &(dyn ToSql + Sync),
 ) -> StoreResult<Option<Basket>> {
-    let r = query(
-        c,
-        &format!("SELECT {BASKET_COLUMNS} FROM baskets WHERE {clause}"),
-        &[key],
-    )
-    .await?;
+    let r = query(c, &sql::basket_where(clause), &[key]).await?;
     match r.first().map(basket_from).transpose()? {
         Some(mut b) => {
             b.lines = lines_of(c, &b.id).await?;
@@ -59,23 +42,8 @@ async fn basket_where(
 /// Drops the refund holds of a basket whose payment does not unlock, and marks it
 /// released.
 async fn release(tx: &Transaction<'_>, id: &str) -> StoreResult<()> {
-    exec(
-        tx,
-        &format!(
-            "DELETE FROM refund_holds WHERE basket_id = $1 AND NOT EXISTS ( \
-               SELECT 1 FROM baskets b JOIN payments p ON p.id = b.payment_id \
-               WHERE b.id = $1 AND p.state IN {UNLOCKS})"
-        ),
-        &[&id],
-    )
-    .await?;
-    exec(
-        tx,
-        "UPDATE baskets SET state = 'released', revision = revision + 1 \
-         WHERE id = $1 AND state != 'released'",
-        &[&id],
-    )
-    .await?;
+    exec(tx, sql::RELEASE_HOLDS, &[&id]).await?;
+    exec(tx, sql::RELEASE_BASKET, &[&id]).await?;
     Ok(())
 }
 
@@ -85,8 +53,7 @@ impl BasketStore for PostgresStore {
         let c = self.client().await?;
         exec(
             &**c,
-            "INSERT INTO baskets (id, secret_hash, customer_id, shop_id, state, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, 'open', $5, $6)",
+            sql::CREATE_BASKET,
             &[
                 &new.id,
                 &&new.secret_hash[..],
@@ -123,43 +90,16 @@ impl BasketStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
         let now = n(now)?;
-        let bumped = exec(
-            &tx,
-            "UPDATE baskets SET revision = revision + 1 \
-             WHERE id = $1 AND revision = $2 AND state = 'open' AND expires_at >= $3",
-            &[&id, &n(revision)?, &now],
-        )
-        .await?;
+        let bumped = exec(&tx, sql::CLAIM_REVISION, &[&id, &n(revision)?, &now]).await?;
         if bumped != 1 {
             return Ok(BasketWrite::Stale);
         }
         if let Some(of) = &line.refund_of {
             // A hold left by a basket that expired unpaid no longer counts.
-            exec(
-                &tx,
-                &format!(
-                    "DELETE FROM refund_holds WHERE payment_id = $1 AND product_id = $2 \
-                     AND basket_id IN (SELECT b.id FROM baskets b \
-                       LEFT JOIN payments p ON p.id = b.payment_id \
-                       WHERE b.expires_at < $3 AND (p.state IS NULL OR p.state IN {IDLE}))"
-                ),
-                &[of, &line.product_id, &now],
-            )
-            .await?;
-            let held = exec(
-                &tx,
-                "INSERT INTO refund_holds (payment_id, product_id, basket_id) \
-                 VALUES ($1, $2, $3) ON CONFLICT (payment_id, product_id) DO NOTHING",
-                &[of, &line.product_id, &id],
-            )
-            .await?;
+            exec(&tx, sql::DROP_STALE_HOLD, &[of, &line.product_id, &now]).await?;
+            let held = exec(&tx, sql::TAKE_HOLD, &[of, &line.product_id, &id]).await?;
             if held == 0 {
-                let mine = query(
-                    &tx,
-                    "SELECT basket_id FROM refund_holds WHERE payment_id = $1 AND product_id = $2",
-                    &[of, &line.product_id],
-                )
-                .await?;
+                let mine = query(&tx, sql::HOLDER, &[of, &line.product_id]).await?;
                 let mine = mine.first().map(|r| r.text(0)).transpose()?;
                 if mine.as_deref() != Some(id) {
                     // The revision bump rolls back with the rest.
@@ -171,11 +111,7 @@ impl BasketStore for PostgresStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         exec(
             &tx,
-            "INSERT INTO basket_lines (basket_id, position, product_id, refund, count, \
-             refund_of, unlocks) VALUES ($1, (SELECT COALESCE(MAX(position), -1) + 1 \
-             FROM basket_lines WHERE basket_id = $1), $2, $3, $4, $5, $6) \
-             ON CONFLICT (basket_id, product_id, refund) DO UPDATE SET \
-             count = excluded.count, refund_of = excluded.refund_of, unlocks = excluded.unlocks",
+            sql::PUT_LINE,
             &[
                 &id,
                 &line.product_id,
@@ -202,15 +138,13 @@ impl BasketStore for PostgresStore {
         let c = self.client().await?;
         let changed = exec(
             &**c,
-            "UPDATE baskets SET state = 'checked_out', revision = revision + 1, \
-             contract_token = $3, challenge = $4, expires_at = GREATEST(expires_at, $5) \
-             WHERE id = $1 AND revision = $2 AND state = 'open'",
+            sql::LOCK_BASKET,
             &[
-                &id,
-                &n(revision)?,
                 &contract_token,
                 &challenge,
                 &n(expires_at)?,
+                &id,
+                &n(revision)?,
             ],
         )
         .await?;
@@ -223,12 +157,7 @@ impl BasketStore for PostgresStore {
 
     async fn set_basket_payment(&self, id: &str, payment_id: &str) -> StoreResult<()> {
         let c = self.client().await?;
-        exec(
-            &**c,
-            "UPDATE baskets SET payment_id = $2 WHERE id = $1",
-            &[&id, &payment_id],
-        )
-        .await?;
+        exec(&**c, sql::SET_BASKET_PAYMENT, &[&payment_id, &id]).await?;
         Ok(())
     }
 
@@ -247,16 +176,7 @@ impl BasketStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
         chain_lock(&tx).await?;
-        let ids = query(
-            &tx,
-            &format!(
-                "SELECT b.id FROM baskets b LEFT JOIN payments p ON p.id = b.payment_id \
-                 WHERE b.state != 'released' AND b.expires_at < $1 \
-                 AND (p.state IS NULL OR p.state IN {IDLE})"
-            ),
-            &[&n(now)?],
-        )
-        .await?;
+        let ids = query(&tx, sql::EXPIRED_BASKETS, &[&n(now)?]).await?;
         let ids = rows(ids, |r| r.text(0))?;
         for id in &ids {
             release(&tx, id).await?;
@@ -267,20 +187,7 @@ impl BasketStore for PostgresStore {
 
     async fn purchases(&self, payment_id: &str) -> StoreResult<Vec<Purchase>> {
         let c = self.client().await?;
-        let r = query(
-            &**c,
-            &format!(
-                "SELECT l.product_id, l.count, l.unlocks, CASE WHEN EXISTS ( \
-                   SELECT 1 FROM refund_holds h JOIN baskets rb ON rb.id = h.basket_id \
-                   JOIN payments rp ON rp.id = rb.payment_id \
-                   WHERE h.payment_id = $1 AND h.product_id = l.product_id \
-                   AND rp.state IN {UNLOCKS}) THEN 1::bigint ELSE 0::bigint END \
-                 FROM baskets b JOIN basket_lines l ON l.basket_id = b.id \
-                 WHERE b.payment_id = $1 AND l.refund = 0 ORDER BY l.position"
-            ),
-            &[&payment_id],
-        )
-        .await?;
+        let r = query(&**c, sql::PURCHASES, &[&payment_id]).await?;
         rows(r, |r| {
             Ok(Purchase {
                 product_id: r.text(0)?,
@@ -293,15 +200,7 @@ impl BasketStore for PostgresStore {
 
     async fn refunded_by(&self, payment_id: &str) -> StoreResult<Vec<[u8; 32]>> {
         let c = self.client().await?;
-        let r = query(
-            &**c,
-            "SELECT DISTINCT p.contract_hash FROM baskets b \
-             JOIN refund_holds h ON h.basket_id = b.id \
-             JOIN payments p ON p.id = h.payment_id \
-             WHERE b.payment_id = $1 AND p.contract_hash IS NOT NULL",
-            &[&payment_id],
-        )
-        .await?;
+        let r = query(&**c, sql::REFUNDED_BY, &[&payment_id]).await?;
         Ok(rows(r, |r| r.opt_hash(0))?.into_iter().flatten().collect())
     }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{begin, exec, n, pg, query, PostgresStore};
-use crate::store::shared::{wm_decide, Cols, WmDecision};
+use crate::store::shared::{sql, wm_decide, Cols, WmDecision};
 use crate::store::wm::{NewWmUnlock, WmCredit, WmStore, WmUnlock};
 use crate::store::{StoreError, StoreResult};
 
@@ -55,8 +55,7 @@ impl WmStore for PostgresStore {
         if matches!(outcome, WmCredit::Unlocked { .. }) {
             exec(
                 &tx,
-                "INSERT INTO wm_unlocks (id, hash, incoming_url, scope, amount, created_at, \
-                 access_ttl_secs) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                sql::WM_UNLOCK_INSERT,
                 &[
                     &unlock.id,
                     &&unlock.hash[..],
@@ -75,13 +74,7 @@ impl WmStore for PostgresStore {
 
     async fn wm_unlock(&self, hash: &[u8; 32]) -> StoreResult<Option<WmUnlock>> {
         let c = self.client().await?;
-        let r = query(
-            &**c,
-            "SELECT id, scope, created_at, access_ttl_secs, incoming_url FROM wm_unlocks \
-             WHERE hash = $1",
-            &[&&hash[..]],
-        )
-        .await?;
+        let r = query(&**c, sql::WM_UNLOCK, &[&&hash[..]]).await?;
         r.first()
             .map(|r| {
                 Ok(WmUnlock {
