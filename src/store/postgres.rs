@@ -4,7 +4,7 @@
 //! [`schema::migration`]), the same
 //! unique constraints, and the same decisions: the row mapping, the re-evaluation
 //! of payments, the postback body and the Web Monetization credit are shared with
-//! SQLite in [`super::shared`]; only the SQL is written here.
+//! SQLite in `store::shared`; only the SQL is written here.
 //!
 //! **Isolation.** Every method that moves money is one transaction at `READ
 //! COMMITTED` with explicit locks, chosen over `SERIALIZABLE` so that no caller

@@ -11,6 +11,10 @@
 //! log_index)` on transfers (with `ON CONFLICT DO NOTHING`: a transfer credits one
 //! payment, once, ever), `UNIQUE` contract hash, derivation index and address on
 //! payments. Amounts are decimal strings of base units; sums are `u128` in Rust.
+//!
+//! The statements, the row mapping and the decisions (re-evaluation, postbacks,
+//! Web Monetization credits) are shared with the PostgreSQL store
+//! (`store::shared`); this module runs them on rusqlite.
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -49,6 +49,8 @@ async fn release(tx: &Transaction<'_>, id: &str) -> StoreResult<()> {
 
 #[async_trait]
 impl BasketStore for PostgresStore {
+    /// One statement (its own `READ COMMITTED` transaction); ids and secret hashes
+    /// are unique constraints.
     async fn create_basket(&self, new: NewBasket) -> StoreResult<()> {
         let c = self.client().await?;
         exec(
@@ -155,6 +157,8 @@ impl BasketStore for PostgresStore {
         })
     }
 
+    /// One statement (its own `READ COMMITTED` transaction); a payment pays one
+    /// basket (unique constraint).
     async fn set_basket_payment(&self, id: &str, payment_id: &str) -> StoreResult<()> {
         let c = self.client().await?;
         exec(&**c, sql::SET_BASKET_PAYMENT, &[&payment_id, &id]).await?;
