@@ -130,24 +130,15 @@ fn print_address(cfg: &Config, index: u32) -> ExitCode {
 }
 
 fn print_used_addresses(cfg: &Config) -> ExitCode {
-    let config::StoreBackend::Sqlite(path) = &cfg.store.backend else {
-        eprintln!("tollgate: store.url: only sqlite:// is supported by this version");
-        return ExitCode::from(1);
-    };
-    if !path.exists() {
-        eprintln!(
-            "tollgate: {}: no store yet (nothing handed out)",
-            path.display()
-        );
-        return ExitCode::from(1);
-    }
-    let store = match tollgate::store::sqlite::SqliteStore::open(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("tollgate: {e}");
+    if let config::StoreBackend::Sqlite(path) = &cfg.store.backend {
+        if !path.exists() {
+            eprintln!(
+                "tollgate: {}: no store yet (nothing handed out)",
+                path.display()
+            );
             return ExitCode::from(1);
         }
-    };
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -158,7 +149,13 @@ fn print_used_addresses(cfg: &Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    use tollgate::store::Store;
+    let store = match rt.block_on(tollgate::store::open(&cfg.store.backend)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tollgate: store.url: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let payments = match rt.block_on(store.all_payments()) {
         Ok(p) => p,
         Err(e) => {

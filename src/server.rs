@@ -19,14 +19,12 @@ use crate::chain::rpc::Rpc;
 use crate::chain::watcher::Watcher;
 use crate::chain::xpub::AccountXpub;
 use crate::clock::SystemClock;
-use crate::config::{Config, StoreBackend};
+use crate::config::Config;
 use crate::gateway::{GatewayApp, Listener};
 use crate::monetization::op::OpClient;
 use crate::payments::service::{Derive, PaymentService};
 use crate::postback::sender::Sender;
 use crate::proxy::Tollgate;
-use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
 use pingora::services::listening::Service;
 
 /// Replaces a port-0 listen address by a concrete free port.
@@ -158,20 +156,16 @@ pub fn start_payments(cfg: &Config) -> Result<(Option<Arc<PaymentService>>, Opti
     };
     let xpub = AccountXpub::parse(xpub).map_err(|e| format!("chain.xpub: {e}"))?;
     let rpc = Rpc::new(&cfg.chain.rpc_urls).map_err(|e| format!("chain.rpc_urls: {e}"))?;
-    let StoreBackend::Sqlite(path) = &cfg.store.backend else {
-        return Err("store.url: only sqlite:// is supported by this version".into());
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("store.url: cannot create {}: {e}", dir.display()))?;
-    }
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(path).map_err(|e| format!("store.url: {e}"))?);
     let derive: Derive = Arc::new(move |i| xpub.address(i).map_err(|e| e.to_string()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    // A PostgreSQL pool's connections opened here close with this runtime; the
+    // pool replaces them on first use (they are checked when taken).
+    let store = rt
+        .block_on(crate::store::open(&cfg.store.backend))
+        .map_err(|e| format!("store.url: {e}"))?;
     let svc = rt
         .block_on(PaymentService::new(cfg, store, derive))
         .map_err(|e| format!("store: {e}"))?;

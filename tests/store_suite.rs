@@ -4,8 +4,10 @@
 //! unchanged against any implementation: each check takes an `Arc<dyn Store>` (a
 //! fresh, empty database) or, when it must reopen the database, a [`Backend`].
 //! Below the checks, one `#[tokio::test]` per check runs it against a fresh
-//! [`SqliteStore`] on a temporary file. Another store plugs in by implementing
-//! [`Backend`] and adding the same list of tests.
+//! [`SqliteStore`] on a temporary file, and one per check against a fresh
+//! [`PostgresStore`] database on a throwaway cluster (`tests/support/postgres.rs`),
+//! in module `postgres` (`postgres::<check>`). Another store plugs in by implementing [`Backend`] and adding
+//! the same list of tests.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +15,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use tollgate::store::postgres::PostgresStore;
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::store::Store;
+
+mod support;
+use support::postgres::PgDatabase;
 
 /// A database under test that can be opened more than once (to prove durability).
 #[async_trait]
@@ -1388,62 +1394,228 @@ impl Backend for SqliteFile {
     }
 }
 
-/// One test per check against a fresh SQLite file.
-macro_rules! sqlite_checks {
-    ($($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
+impl SqliteFile {
+    /// A backend for the test named `name` (async like the others).
+    async fn for_test(name: &str) -> SqliteFile {
+        SqliteFile::new(name)
+    }
+}
+
+/// A fresh PostgreSQL database; every [`Backend::open`] is a new
+/// [`PostgresStore`] (a new pool, migrations checked again) on the same data.
+struct PgBackend {
+    db: PgDatabase,
+}
+
+impl PgBackend {
+    async fn new(name: &str) -> PgBackend {
+        PgBackend {
+            db: PgDatabase::new(name).await,
+        }
+    }
+
+    async fn store(&self) -> Arc<dyn Store> {
+        Arc::new(
+            PostgresStore::open(&self.db.url)
+                .await
+                .expect("open postgres store"),
+        )
+    }
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    async fn open(&self) -> Arc<dyn Store> {
+        self.store().await
+    }
+}
+
+/// One `#[tokio::test]` per check against a fresh database of a backend:
+/// `$backend` is an async constructor from the test's name (its type implements
+/// [`Backend`]). The checks that take a store get [`Backend::open`]; the reopen
+/// checks get the backend.
+macro_rules! store_tests {
+    ($backend:path) => {
+        store_tests!(@store $backend;
+            claim_is_idempotent_per_contract_hash,
+            #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_get_distinct_indexes,
+            #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_of_one_contract_create_one_payment,
+            derive_failure_claims_nothing,
+            duplicate_payment_id_is_a_conflict,
+            same_transfer_cannot_pay_two_contracts,
+            partial_transfers_sum_to_paid,
+            underpaid_stays_locked,
+            late_payment_is_recorded_as_paid_late,
+            expired_without_transfers,
+            reorg_revert_moves_paid_back,
+            unknown_addresses_are_ignored,
+            address_match_ignores_case,
+            large_amounts_are_exact,
+            paid_payment_queues_exactly_one_postback,
+            delivery_attempts_keep_one_id,
+            basket_changes_only_at_the_revision_read,
+            #[flavor = "multi_thread", worker_threads = 2] a_purchase_is_refunded_once,
+            released_and_expired_baskets_free_their_refunds,
+            provisional_transfers_wait_for_the_scanner,
+            nothing_due_is_paid_at_once,
+            #[flavor = "multi_thread", worker_threads = 2] wm_units_are_credited_once,
+        );
+        store_tests!(@reopen $backend;
+            pending_postback_survives_reopen,
+            checkpoint_and_recent_blocks_survive_reopen,
+            #[flavor = "multi_thread", worker_threads = 2] claims_across_instances_get_distinct_indexes,
+            paid_payment_survives_reopen,
+        );
+    };
+    (@store $backend:path; $($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
         #[tokio::test $(($($flavor)*))?]
         async fn $check() {
-            let db = SqliteFile::new(stringify!($check));
-            checks::$check(db.store()).await;
+            let db = $backend(stringify!($check)).await;
+            checks::$check(db.open().await).await;
+        }
+    )*};
+    (@reopen $backend:path; $($(#[$($flavor:tt)*])? $check:ident),* $(,)?) => {$(
+        #[tokio::test $(($($flavor)*))?]
+        async fn $check() {
+            let db = $backend(stringify!($check)).await;
+            checks::$check(&db).await;
         }
     )*};
 }
 
-sqlite_checks!(
-    claim_is_idempotent_per_contract_hash,
-    #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_get_distinct_indexes,
-    #[flavor = "multi_thread", worker_threads = 2] concurrent_claims_of_one_contract_create_one_payment,
-    derive_failure_claims_nothing,
-    duplicate_payment_id_is_a_conflict,
-    same_transfer_cannot_pay_two_contracts,
-    partial_transfers_sum_to_paid,
-    underpaid_stays_locked,
-    late_payment_is_recorded_as_paid_late,
-    expired_without_transfers,
-    reorg_revert_moves_paid_back,
-    unknown_addresses_are_ignored,
-    address_match_ignores_case,
-    large_amounts_are_exact,
-    paid_payment_queues_exactly_one_postback,
-    delivery_attempts_keep_one_id,
-    basket_changes_only_at_the_revision_read,
-    #[flavor = "multi_thread", worker_threads = 2] a_purchase_is_refunded_once,
-    released_and_expired_baskets_free_their_refunds,
-    provisional_transfers_wait_for_the_scanner,
-    nothing_due_is_paid_at_once,
-    #[flavor = "multi_thread", worker_threads = 2] wm_units_are_credited_once,
-);
+// Every check against SQLite (the test names are the checks' names)…
+store_tests!(SqliteFile::for_test);
 
-#[tokio::test]
-async fn pending_postback_survives_reopen() {
-    let db = SqliteFile::new("pending_postback_survives_reopen");
-    checks::pending_postback_survives_reopen(&db).await;
-}
+/// … and against PostgreSQL (`postgres::<check>`).
+mod postgres {
+    use super::{checks, Backend, PgBackend};
 
-#[tokio::test]
-async fn checkpoint_and_recent_blocks_survive_reopen() {
-    let db = SqliteFile::new("checkpoint_and_recent_blocks_survive_reopen");
-    checks::checkpoint_and_recent_blocks_survive_reopen(&db).await;
-}
+    store_tests!(PgBackend::new);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_across_instances_get_distinct_indexes() {
-    let db = SqliteFile::new("claims_across_instances_get_distinct_indexes");
-    checks::claims_across_instances_get_distinct_indexes(&db).await;
-}
+    use alloy::primitives::Address;
+    use tollgate::store::postgres::PostgresStore;
+    use tollgate::store::Store;
 
-#[tokio::test]
-async fn paid_payment_survives_reopen() {
-    let db = SqliteFile::new("paid_payment_survives_reopen");
-    checks::paid_payment_survives_reopen(&db).await;
+    use crate::support::chain::ONE_TOKEN;
+    use crate::support::origin::Origin;
+    use crate::support::payer::Payer;
+    use crate::support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
+
+    /// Eight instances starting at once on an empty database migrate it once
+    /// (the migration advisory lock): each opens, every migration is recorded
+    /// exactly once, and a database newer than this tollgate is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_starting_at_once_migrate_once() {
+        let db = super::PgDatabase::new("migrate_once").await;
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move { PostgresStore::open(&url).await.map(|_| ()) })
+            })
+            .collect();
+        for o in opens {
+            o.await.expect("task").expect("open");
+        }
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        let versions: Vec<i32> = client
+            .query("SELECT version FROM tollgate_schema ORDER BY version", &[])
+            .await
+            .expect("versions")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let expected: Vec<i32> = (1..=tollgate::store::sqlite::MIGRATIONS.len() as i32).collect();
+        assert_eq!(versions, expected);
+        client
+            .execute(
+                "INSERT INTO tollgate_schema (version) VALUES ($1)",
+                &[&(expected.len() as i32 + 1)],
+            )
+            .await
+            .expect("future version");
+        let err = PostgresStore::open(&db.url)
+            .await
+            .expect_err("newer schema");
+        assert!(
+            err.to_string().contains("newer than this tollgate"),
+            "{err}"
+        );
+    }
+
+    /// End to end on a PostgreSQL store: the real tollgate binary with
+    /// `store.url = "postgres://…"`, anvil and a real origin. A claim through
+    /// HTTP, a transfer, "paid" in status.json and in the database, and
+    /// `tollgate addresses --used` listing the handed-out index from PostgreSQL.
+    #[tokio::test]
+    async fn tollgate_serves_a_paid_flow_and_lists_addresses() {
+        const CHAIN_ID: u64 = 31337;
+        let db = super::PgDatabase::new("e2e_paid_flow").await;
+        let (anvil, token) = funded_chain(CHAIN_ID).await;
+        let origin = Origin::start();
+        let rest = "
+[payments]
+expiry = \"30m\"
+access_ttl = \"30d\"
+[[route]]
+path = \"/movies/*\"
+price = \"0.5\"
+";
+        let config = PaymentsConfig {
+            listen: "127.0.0.1:0",
+            public_url: "http://tollgate.test",
+            origin: origin.addr,
+            rpc: anvil.rpc_url(),
+            dead_rpcs: &[],
+            chain_id: CHAIN_ID,
+            token,
+            confirmations: 1,
+            secrets_extra: "",
+            rest,
+        }
+        .render();
+        let sqlite = "url = \"sqlite://tollgate.db\"";
+        assert!(config.contains(sqlite));
+        let config = config.replace(sqlite, &format!("url = \"{}\"", db.url));
+        let dir = TempDir::new("pg-e2e");
+        let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
+        let payer = Payer::new();
+        let contract = payer.contract(&tg, "/movies/pg").await;
+        let claim = payer.claim_contract(&tg, &contract).await;
+        let to: Address = claim["address"].as_str().unwrap().parse().unwrap();
+        anvil.transfer(token, 1, to, ONE_TOKEN / 2).await;
+        payer.wait_state(&tg, &claim, "paid").await;
+
+        let store = PostgresStore::open(&db.url).await.expect("open");
+        let all = store.all_payments().await.expect("payments");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].id, claim["payment_id"].as_str().unwrap());
+        assert_eq!(all[0].state.as_str(), "paid");
+
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["addresses", "--config", "tollgate.toml", "--used"])
+            .current_dir(dir.path())
+            .env("TOLLGATE_TEST_KEY", TEST_KEY)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        assert!(
+            rows[0].contains(claim["address"].as_str().unwrap()),
+            "{text}"
+        );
+        assert!(
+            rows[0].contains("paid") && rows[0].contains("0.5"),
+            "{text}"
+        );
+        drop(tg);
+    }
 }

@@ -6,19 +6,26 @@
 //! `UNIQUE(chain_id, tx_hash, log_index)` on transfers, one payment per contract
 //! hash, one payment per derivation index and per address.
 //!
-//! The trait is implemented by [`sqlite::SqliteStore`] (embedded default); the
+//! The trait is implemented by [`sqlite::SqliteStore`] (embedded default) and
+//! [`postgres::PostgresStore`] (fleets), which share their row mapping and
+//! decisions (`shared`); the
 //! store test suite in `tests/store_suite.rs` runs against every implementation.
 
 pub mod basket;
+pub mod postgres;
+pub(crate) mod shared;
 pub mod sqlite;
 pub mod wm;
 
 pub use basket::BasketStore;
 pub use wm::WmStore;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::amount::Amount;
+use crate::config::StoreBackend;
 use crate::payments::state::PaymentState;
 
 /// A payment id: 16 lowercase hex characters.
@@ -281,4 +288,21 @@ pub trait Store: BasketStore + WmStore + Send + Sync + 'static {
 
     /// Schedules delivery `id` again at `now` (same id, same body); false when unknown.
     async fn redeliver(&self, id: &str, now: u64) -> StoreResult<bool>;
+}
+
+/// Opens the store `[store] url` names: a SQLite file (its directory created when
+/// missing) or a PostgreSQL database (pending migrations applied under the
+/// migration lock). Must run inside a tokio runtime.
+pub async fn open(backend: &StoreBackend) -> StoreResult<Arc<dyn Store>> {
+    match backend {
+        StoreBackend::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            Ok(Arc::new(sqlite::SqliteStore::open(path)?))
+        }
+        StoreBackend::Postgres(url) => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+    }
 }

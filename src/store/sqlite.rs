@@ -11,6 +11,10 @@
 //! log_index)` on transfers (with `ON CONFLICT DO NOTHING`: a transfer credits one
 //! payment, once, ever), `UNIQUE` contract hash, derivation index and address on
 //! payments. Amounts are decimal strings of base units; sums are `u128` in Rust.
+//!
+//! The statements, the row mapping and the decisions (re-evaluation, postbacks,
+//! Web Monetization credits) are shared with the PostgreSQL store
+//! (`store::shared`); this module runs them on rusqlite.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -18,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 mod basket;
 mod columns;
@@ -28,24 +32,20 @@ mod wm;
 pub use columns::store_error;
 pub use schema::MIGRATIONS;
 
-use columns::{opt_u64_col, u64_col, Db, DbAmount, DbHash, DbState, U64};
+use columns::{mapped, u64_col, Db, U64};
 use schema::migrate;
 
-use crate::amount::Amount;
-use crate::payments::state::{evaluate, Credit, PaymentState, Terms};
+use crate::payments::state::PaymentState;
+use crate::store::shared::{
+    delivery_from, payment_from, reevaluated, sql, stored_from, Postback, Stored,
+};
 
 use super::{
     AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, PaymentId, ScanBatch, StateChange,
     Store, StoreError, StoreResult, Transfer,
 };
 
-/// How many block hashes are remembered per chain (the reorg walk-back window).
-pub const KEEP_BLOCKS: i64 = 256;
-
-/// Payments that are otherwise final (`paid`, `paid_late`, `underpaid`, `expired`)
-/// are still re-evaluated while one of their transfers is within this many blocks
-/// of the head: a reorg can still take it away.
-pub const REEVALUATE_WINDOW: u64 = 256;
+pub use crate::store::shared::{KEEP_BLOCKS, REEVALUATE_WINDOW};
 
 /// How long a writer waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,90 +142,26 @@ impl SqliteStore {
     }
 }
 
-const PAYMENT_COLUMNS: &str = "id, derivation_index, address, contract_hash, contract_token, \
-     scope, amount, received, state, seen_at, paid_at, tx_hash, confirmations, \
-     required_confirmations, access_ttl_secs, created_at, expires_at, data, postback_url";
-
-fn payment_from_row(r: &Row<'_>) -> rusqlite::Result<Payment> {
-    Ok(Payment {
-        id: r.get(0)?,
-        derivation_index: r.get(1)?,
-        address: r.get(2)?,
-        contract_hash: r.get::<_, DbHash>(3)?.0,
-        contract_token: r.get(4)?,
-        scope: r.get(5)?,
-        amount: r.get::<_, DbAmount>(6)?.0,
-        received: r.get::<_, DbAmount>(7)?.0,
-        state: r.get::<_, DbState>(8)?.0,
-        seen_at: opt_u64_col(r, 9)?,
-        paid_at: opt_u64_col(r, 10)?,
-        tx_hash: r.get(11)?,
-        confirmations: u64_col(r, 12)?,
-        required_confirmations: u64_col(r, 13)?,
-        access_ttl_secs: u64_col(r, 14)?,
-        created_at: u64_col(r, 15)?,
-        expires_at: u64_col(r, 16)?,
-        data: r.get(17)?,
-        postback_url: r.get(18)?,
-    })
-}
-
-const TRANSFER_COLUMNS: &str = "chain_id, tx_hash, log_index, block_number, block_hash, \
-     to_address, from_address, value, seen_at, provisional";
-
-/// A credited transfer with the time tollgate first recorded it.
-struct Stored {
-    transfer: Transfer,
-    seen_at: u64,
-    provisional: bool,
-}
-
-fn transfer_from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
-    Ok(Stored {
-        transfer: Transfer {
-            chain_id: u64_col(r, 0)?,
-            tx_hash: r.get(1)?,
-            log_index: u64_col(r, 2)?,
-            block_number: u64_col(r, 3)?,
-            block_hash: r.get(4)?,
-            to: r.get(5)?,
-            from: r.get(6)?,
-            value: r.get::<_, DbAmount>(7)?.0,
-        },
-        seen_at: u64_col(r, 8)?,
-        provisional: r.get::<_, i64>(9)? != 0,
-    })
-}
-
 fn payment_by_id(c: &Connection, id: &str) -> StoreResult<Option<Payment>> {
-    c.prepare_cached(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1"
-    ))
-    .db()?
-    .query_row(params![id], payment_from_row)
-    .optional()
-    .db()
+    c.prepare_cached(&sql::payment_by_id())
+        .db()?
+        .query_row(params![id], mapped!(payment_from))
+        .optional()
+        .db()
 }
 
 fn payment_by_hash(c: &Connection, hash: &[u8; 32]) -> StoreResult<Option<Payment>> {
-    c.prepare_cached(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE contract_hash = ?1"
-    ))
-    .db()?
-    .query_row(params![&hash[..]], payment_from_row)
-    .optional()
-    .db()
+    c.prepare_cached(&sql::payment_by_hash())
+        .db()?
+        .query_row(params![&hash[..]], mapped!(payment_from))
+        .optional()
+        .db()
 }
 
 /// A payment's transfers in chain order (block, first sight, log index).
 fn stored_transfers(c: &Connection, id: &str) -> StoreResult<Vec<Stored>> {
-    let mut stmt = c
-        .prepare_cached(&format!(
-            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE payment_id = ?1 \
-             ORDER BY block_number, seen_at, log_index, tx_hash"
-        ))
-        .db()?;
-    let rows = stmt.query_map(params![id], transfer_from_row).db()?;
+    let mut stmt = c.prepare_cached(&sql::transfers_of()).db()?;
+    let rows = stmt.query_map(params![id], mapped!(stored_from)).db()?;
     rows.collect::<rusqlite::Result<Vec<_>>>().db()
 }
 
@@ -293,36 +229,27 @@ fn claim_write(
 }
 
 fn set_checkpoint(c: &Connection, chain_id: u64, number: u64, hash: &str) -> StoreResult<()> {
-    c.prepare_cached(
-        "INSERT INTO checkpoints (chain_id, number, hash) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (chain_id) DO UPDATE SET number = excluded.number, hash = excluded.hash",
-    )
-    .db()?
-    .execute(params![U64(chain_id), U64(number), hash])
-    .db()?;
+    c.prepare_cached(sql::SET_CHECKPOINT)
+        .db()?
+        .execute(params![U64(chain_id), U64(number), hash])
+        .db()?;
     Ok(())
 }
 
 /// Remembers a canonical block hash and forgets all but the newest [`KEEP_BLOCKS`].
 fn remember_block(c: &Connection, chain_id: u64, block: &BlockRef) -> StoreResult<()> {
-    c.prepare_cached(
-        "INSERT INTO blocks (chain_id, number, hash) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (chain_id, number) DO UPDATE SET hash = excluded.hash",
-    )
-    .db()?
-    .execute(params![
-        U64(chain_id),
-        U64(block.number),
-        block.hash.to_ascii_lowercase()
-    ])
-    .db()?;
-    c.prepare_cached(
-        "DELETE FROM blocks WHERE chain_id = ?1 AND number < (SELECT min(number) FROM \
-         (SELECT number FROM blocks WHERE chain_id = ?1 ORDER BY number DESC LIMIT ?2))",
-    )
-    .db()?
-    .execute(params![U64(chain_id), KEEP_BLOCKS])
-    .db()?;
+    c.prepare_cached(sql::REMEMBER_BLOCK)
+        .db()?
+        .execute(params![
+            U64(chain_id),
+            U64(block.number),
+            block.hash.to_ascii_lowercase()
+        ])
+        .db()?;
+    c.prepare_cached(sql::FORGET_OLD_BLOCKS)
+        .db()?
+        .execute(params![U64(chain_id), KEEP_BLOCKS])
+        .db()?;
     Ok(())
 }
 
@@ -343,18 +270,11 @@ fn reevaluate(
     mut touched: BTreeSet<String>,
 ) -> StoreResult<Vec<StateChange>> {
     {
-        let mut open = c
-            .prepare_cached("SELECT id FROM payments WHERE state IN ('new', 'seen', 'confirming')")
-            .db()?;
+        let mut open = c.prepare_cached(sql::OPEN_PAYMENTS).db()?;
         for id in open.query_map([], |r| r.get::<_, String>(0)).db()? {
             touched.insert(id.db()?);
         }
-        let mut recent = c
-            .prepare_cached(
-                "SELECT DISTINCT payment_id FROM transfers \
-                 WHERE chain_id = ?1 AND block_number > ?2",
-            )
-            .db()?;
+        let mut recent = c.prepare_cached(sql::PAID_ABOVE).db()?;
         let since = head.saturating_sub(REEVALUATE_WINDOW);
         for id in recent
             .query_map(params![U64(chain_id), U64(since)], |r| {
@@ -378,124 +298,38 @@ fn reevaluate(
     let mut changes = Vec::new();
     for before in payments {
         let stored = stored_transfers(c, &before.id)?;
-        let credits: Vec<Credit> = stored
-            .iter()
-            .map(|s| Credit {
-                value: s.transfer.value,
-                block_number: s.transfer.block_number,
-                seen_at: s.seen_at,
-                provisional: s.provisional,
-            })
-            .collect();
-        let terms = Terms {
-            amount: before.amount,
-            required_confirmations: before.required_confirmations,
-            expires_at: before.expires_at,
-        };
-        let e = evaluate(terms, &credits, head, now);
-        let after = Payment {
-            state: e.state,
-            received: e.received,
-            seen_at: e.seen_at,
-            confirmations: e.confirmations,
-            tx_hash: completing_tx_hash(before.amount, &stored),
-            paid_at: if e.state.unlocks() {
-                before.paid_at.or(Some(now))
-            } else {
-                None
-            },
-            ..before.clone()
-        };
-        if after == before {
+        let Some(r) = reevaluated(&before, &stored, head, now) else {
             continue;
+        };
+        let after = r.after;
+        c.prepare_cached(sql::UPDATE_PAYMENT)
+            .db()?
+            .execute(params![
+                after.state.as_str(),
+                after.received.0.to_string(),
+                after.seen_at.map(U64),
+                U64(after.confirmations),
+                after.tx_hash,
+                after.paid_at.map(U64),
+                after.id,
+            ])
+            .db()?;
+        if let Some(pb) = r.postback {
+            queue_postback(c, &pb)?;
         }
-        c.prepare_cached(
-            "UPDATE payments SET state = ?2, received = ?3, seen_at = ?4, confirmations = ?5, \
-             tx_hash = ?6, paid_at = ?7 WHERE id = ?1",
-        )
-        .db()?
-        .execute(params![
-            after.id,
-            after.state.as_str(),
-            after.received.0.to_string(),
-            after.seen_at.map(U64),
-            U64(after.confirmations),
-            after.tx_hash,
-            after.paid_at.map(U64),
-        ])
-        .db()?;
-        if after.state.unlocks() && !before.state.unlocks() {
-            queue_postback(c, &after, now)?;
-        }
-        if after.state != before.state {
-            changes.push(StateChange {
-                payment: after,
-                from: before.state,
-            });
-        }
+        changes.extend(r.change);
     }
     Ok(changes)
 }
 
-/// Queues the postback of a payment that just became paid (same transaction).
-/// A payment gets one delivery, ever: a reorg that takes it back and a second
-/// payment keep the first delivery id.
-fn queue_postback(c: &Connection, p: &Payment, now: u64) -> StoreResult<()> {
-    let Some(url) = &p.postback_url else {
-        return Ok(());
-    };
-    let data: serde_json::Value = p
-        .data
-        .as_deref()
-        .and_then(|d| serde_json::from_str(d).ok())
-        .unwrap_or(serde_json::Value::Null);
-    let body = serde_json::json!({
-        "id": p.id,
-        "data": data,
-        "tx_hash": p.tx_hash,
-        "amount": p.amount.to_decimal(8),
-        "paid_at": p.paid_at,
-    })
-    .to_string();
-    c.prepare_cached(
-        "INSERT INTO deliveries (id, payment_id, url, body, created_at, next_attempt_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(payment_id) DO NOTHING",
-    )
-    .db()?
-    .execute(params![format!("dlv_{}", p.id), p.id, url, body, U64(now)])
-    .db()?;
+/// Queues a postback decided by [`reevaluated`] (same transaction); a payment
+/// keeps its first delivery.
+fn queue_postback(c: &Connection, pb: &Postback) -> StoreResult<()> {
+    c.prepare_cached(sql::QUEUE_POSTBACK)
+        .db()?
+        .execute(params![pb.id, pb.payment_id, pb.url, pb.body, U64(pb.now)])
+        .db()?;
     Ok(())
-}
-
-fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
-    Ok(Delivery {
-        id: r.get(0)?,
-        payment_id: r.get(1)?,
-        url: r.get(2)?,
-        body: r.get(3)?,
-        attempts: r.get(4)?,
-        created_at: u64_col(r, 5)?,
-        next_attempt_at: opt_u64_col(r, 6)?,
-        delivered_at: opt_u64_col(r, 7)?,
-        last_error: r.get(8)?,
-    })
-}
-
-const DELIVERY_COLUMNS: &str =
-    "id, payment_id, url, body, attempts, created_at, next_attempt_at, delivered_at, last_error";
-
-/// The hash of the transfer that completes `amount` in chain order (the order
-/// [`evaluate`] uses; `stored` is already in it), else of the first transfer.
-fn completing_tx_hash(amount: Amount, stored: &[Stored]) -> Option<String> {
-    let mut running = 0u128;
-    stored
-        .iter()
-        .find(|s| {
-            running = running.saturating_add(s.transfer.value.0);
-            running >= amount.0
-        })
-        .or_else(|| stored.first())
-        .map(|s| s.transfer.tx_hash.clone())
 }
 
 /// Credits transfer `t` to the payment owning its receiving address; returns that
@@ -509,7 +343,7 @@ fn insert_transfer(
     provisional: bool,
 ) -> StoreResult<Option<String>> {
     let payment: Option<String> = c
-        .prepare_cached("SELECT id FROM payments WHERE address_lc = ?1")
+        .prepare_cached(sql::PAYMENT_BY_ADDRESS)
         .db()?
         .query_row(params![t.to.to_ascii_lowercase()], |r| r.get(0))
         .optional()
@@ -517,19 +351,8 @@ fn insert_transfer(
     let Some(payment) = payment else {
         return Ok(None); // not one of ours
     };
-    let on_conflict = if provisional {
-        "DO NOTHING"
-    } else {
-        "DO UPDATE SET provisional = 0, block_number = excluded.block_number, \
-         block_hash = excluded.block_hash WHERE transfers.provisional = 1"
-    };
     let changed = c
-        .prepare_cached(&format!(
-            "INSERT INTO transfers (chain_id, tx_hash, log_index, block_number, \
-             block_hash, payment_id, to_address, from_address, value, seen_at, provisional) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-             ON CONFLICT (chain_id, tx_hash, log_index) {on_conflict}"
-        ))
+        .prepare_cached(&sql::insert_transfer(provisional))
         .db()?
         .execute(params![
             U64(t.chain_id),
@@ -607,9 +430,7 @@ impl Store for SqliteStore {
 
     async fn watched_addresses(&self) -> StoreResult<Vec<(String, PaymentId)>> {
         self.run(|c| {
-            let mut stmt = c
-                .prepare_cached("SELECT address, id FROM payments ORDER BY derivation_index")
-                .db()?;
+            let mut stmt = c.prepare_cached(sql::WATCHED).db()?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
             rows.collect::<rusqlite::Result<Vec<_>>>().db()
         })
@@ -627,12 +448,7 @@ impl Store for SqliteStore {
             // A provisional transfer (a challenge answer's) in the scanned range that
             // the scan did not confirm is not on the canonical chain: forget it.
             {
-                let mut stale = c
-                    .prepare_cached(
-                        "SELECT payment_id FROM transfers WHERE chain_id = ?1 \
-                         AND provisional = 1 AND block_number <= ?2",
-                    )
-                    .db()?;
+                let mut stale = c.prepare_cached(sql::STALE_PROVISIONAL).db()?;
                 for id in stale
                     .query_map(
                         params![U64(batch.chain_id), U64(batch.checkpoint.number)],
@@ -643,13 +459,10 @@ impl Store for SqliteStore {
                     touched.insert(id.db()?);
                 }
             }
-            c.prepare_cached(
-                "DELETE FROM transfers WHERE chain_id = ?1 AND provisional = 1 \
-                 AND block_number <= ?2",
-            )
-            .db()?
-            .execute(params![U64(batch.chain_id), U64(batch.checkpoint.number)])
-            .db()?;
+            c.prepare_cached(sql::DROP_PROVISIONAL)
+                .db()?
+                .execute(params![U64(batch.chain_id), U64(batch.checkpoint.number)])
+                .db()?;
             set_checkpoint(
                 c,
                 batch.chain_id,
@@ -696,12 +509,7 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let mut touched = BTreeSet::new();
             {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT DISTINCT payment_id FROM transfers \
-                         WHERE chain_id = ?1 AND block_number > ?2",
-                    )
-                    .db()?;
+                let mut stmt = c.prepare_cached(sql::PAID_ABOVE).db()?;
                 for id in stmt
                     .query_map(params![U64(chain_id), U64(ancestor)], |r| {
                         r.get::<_, String>(0)
@@ -712,18 +520,18 @@ impl Store for SqliteStore {
                 }
             }
             c.execute(
-                "DELETE FROM transfers WHERE chain_id = ?1 AND block_number > ?2",
+                sql::DROP_TRANSFERS_ABOVE,
                 params![U64(chain_id), U64(ancestor)],
             )
             .db()?;
             c.execute(
-                "DELETE FROM blocks WHERE chain_id = ?1 AND number > ?2",
+                sql::DROP_BLOCKS_ABOVE,
                 params![U64(chain_id), U64(ancestor)],
             )
             .db()?;
             let hash: Option<String> = c
                 .query_row(
-                    "SELECT hash FROM blocks WHERE chain_id = ?1 AND number = ?2",
+                    sql::BLOCK_HASH,
                     params![U64(chain_id), U64(ancestor)],
                     |r| r.get(0),
                 )
@@ -737,16 +545,12 @@ impl Store for SqliteStore {
 
     async fn checkpoint(&self, chain_id: u64) -> StoreResult<Option<BlockRef>> {
         self.run(move |c| {
-            c.query_row(
-                "SELECT number, hash FROM checkpoints WHERE chain_id = ?1",
-                params![U64(chain_id)],
-                |r| {
-                    Ok(BlockRef {
-                        number: u64_col(r, 0)?,
-                        hash: r.get(1)?,
-                    })
-                },
-            )
+            c.query_row(sql::CHECKPOINT, params![U64(chain_id)], |r| {
+                Ok(BlockRef {
+                    number: u64_col(r, 0)?,
+                    hash: r.get(1)?,
+                })
+            })
             .optional()
             .db()
         })
@@ -756,12 +560,7 @@ impl Store for SqliteStore {
     async fn recent_blocks(&self, chain_id: u64, limit: usize) -> StoreResult<Vec<BlockRef>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT number, hash FROM blocks WHERE chain_id = ?1 \
-                     ORDER BY number DESC LIMIT ?2",
-                )
-                .db()?;
+            let mut stmt = c.prepare_cached(sql::RECENT_BLOCKS).db()?;
             let rows = stmt
                 .query_map(params![U64(chain_id), limit], |r| {
                     Ok(BlockRef {
@@ -788,16 +587,11 @@ impl Store for SqliteStore {
 
     async fn due_deliveries(&self, now: u64, limit: usize) -> StoreResult<Vec<Delivery>> {
         self.run(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE next_attempt_at IS NOT NULL \
-                     AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2"
-                ))
-                .db()?;
+            let mut st = c.prepare_cached(&sql::due_deliveries()).db()?;
             let rows = st
                 .query_map(
                     params![U64(now.min(i64::MAX as u64)), limit as i64],
-                    delivery_from_row,
+                    mapped!(delivery_from),
                 )
                 .db()?;
             rows.map(|r| r.db()).collect()
@@ -810,20 +604,14 @@ impl Store for SqliteStore {
         self.write(move |c| {
             match outcome {
                 AttemptOutcome::Delivered => c
-                    .prepare_cached(
-                        "UPDATE deliveries SET attempts = attempts + 1, delivered_at = ?2, \
-                         next_attempt_at = NULL, last_error = NULL WHERE id = ?1",
-                    )
+                    .prepare_cached(sql::DELIVERED)
                     .db()?
-                    .execute(params![id, U64(now)])
+                    .execute(params![U64(now), id])
                     .db()?,
                 AttemptOutcome::Failed { error, retry_at } => c
-                    .prepare_cached(
-                        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?2, \
-                         last_error = ?3 WHERE id = ?1",
-                    )
+                    .prepare_cached(sql::FAILED)
                     .db()?
-                    .execute(params![id, retry_at.map(U64), error])
+                    .execute(params![retry_at.map(U64), error, id])
                     .db()?,
             };
             Ok(())
@@ -833,12 +621,10 @@ impl Store for SqliteStore {
 
     async fn deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
         self.run(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries ORDER BY created_at DESC, id LIMIT ?1"
-                ))
+            let mut st = c.prepare_cached(&sql::deliveries()).db()?;
+            let rows = st
+                .query_map(params![limit as i64], mapped!(delivery_from))
                 .db()?;
-            let rows = st.query_map(params![limit as i64], delivery_from_row).db()?;
             rows.map(|r| r.db()).collect()
         })
         .await
@@ -848,9 +634,9 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.write(move |c| {
             let n = c
-                .prepare_cached("UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1")
+                .prepare_cached(sql::REDELIVER)
                 .db()?
-                .execute(params![id, U64(now)])
+                .execute(params![U64(now), id])
                 .db()?;
             Ok(n == 1)
         })
@@ -859,12 +645,8 @@ impl Store for SqliteStore {
 
     async fn all_payments(&self) -> StoreResult<Vec<Payment>> {
         self.run(|c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments ORDER BY derivation_index"
-                ))
-                .db()?;
-            let rows = stmt.query_map([], payment_from_row).db()?;
+            let mut stmt = c.prepare_cached(&sql::all_payments()).db()?;
+            let rows = stmt.query_map([], mapped!(payment_from)).db()?;
             rows.collect::<rusqlite::Result<Vec<_>>>().db()
         })
         .await

@@ -12,6 +12,7 @@ pub mod node_script;
 pub mod op_server;
 pub mod origin;
 pub mod payer;
+pub mod postgres;
 pub mod rpc_proxy;
 pub mod wm_origin;
 

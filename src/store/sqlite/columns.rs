@@ -6,7 +6,6 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Row, ToSql};
 
 use crate::amount::Amount;
-use crate::payments::state::PaymentState;
 use crate::store::{StoreError, StoreResult};
 
 /// Maps rusqlite errors: unique/primary-key violations are [`StoreError::Conflict`],
@@ -45,18 +44,6 @@ impl FromSql for DbAmount {
         s.parse::<u128>()
             .map(|v| DbAmount(Amount(v)))
             .map_err(|e| FromSqlError::Other(Box::new(e)))
-    }
-}
-
-/// A state column.
-pub(super) struct DbState(pub(super) PaymentState);
-
-impl FromSql for DbState {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = value.as_str()?;
-        PaymentState::parse(s)
-            .map(DbState)
-            .ok_or_else(|| FromSqlError::Other(format!("bad payment state {s:?}").into()))
     }
 }
 
@@ -109,3 +96,39 @@ pub(super) fn u64_col(r: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
 pub(super) fn opt_u64_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<u64>> {
     r.get::<_, Option<U64>>(i).map(|v| v.map(|v| v.0))
 }
+
+impl crate::store::shared::Cols for Row<'_> {
+    fn text(&self, i: usize) -> StoreResult<String> {
+        self.get(i).db()
+    }
+
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+        self.get(i).db()
+    }
+
+    fn opt_u64(&self, i: usize) -> StoreResult<Option<u64>> {
+        opt_u64_col(self, i).db()
+    }
+
+    fn opt_hash(&self, i: usize) -> StoreResult<Option<[u8; 32]>> {
+        self.get::<_, DbHash>(i).map(|h| h.0).db()
+    }
+
+    fn flag(&self, i: usize) -> StoreResult<bool> {
+        self.get::<_, i64>(i).map(|v| v != 0).db()
+    }
+}
+
+/// A shared row mapping's error, carried through rusqlite's row callbacks.
+pub(super) fn user(e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, Box::new(e))
+}
+
+/// Adapts a shared row mapping (`payment_from`, …) to rusqlite's `query_row` and
+/// `query_map` callbacks.
+macro_rules! mapped {
+    ($f:path) => {
+        |r: &rusqlite::Row<'_>| $f(r).map_err($crate::store::sqlite::columns::user)
+    };
+}
+pub(super) use mapped;

@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::columns::{u64_col, Db, DbAmount, U64};
 use super::SqliteStore;
+use crate::store::shared::{sql, wm_decide, WmDecision};
 use crate::store::wm::{NewWmUnlock, WmCredit, WmStore, WmUnlock};
 use crate::store::{StoreError, StoreResult};
 
@@ -28,19 +29,11 @@ impl WmStore for SqliteStore {
                 .optional()
                 .db()?;
             let (seen, consumed) = row.map_or((0, 0), |(r, c)| (r.0 .0, c.0 .0));
-            // What was seen never goes down (a stale read cannot take credit back).
-            let received = received.max(seen);
-            let available = received.saturating_sub(consumed);
-            let (consumed, outcome) = if required > 0 && available >= required {
-                (
-                    consumed + required,
-                    WmCredit::Unlocked {
-                        left: available - required,
-                    },
-                )
-            } else {
-                (consumed, WmCredit::Insufficient { available })
-            };
+            let WmDecision {
+                received,
+                consumed,
+                outcome,
+            } = wm_decide(seen, consumed, received, required);
             c.prepare_cached(
                 "INSERT INTO wm_incoming (url, wallet, received, consumed, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (url) DO UPDATE SET \
@@ -57,21 +50,18 @@ impl WmStore for SqliteStore {
             ])
             .db()?;
             if matches!(outcome, WmCredit::Unlocked { .. }) {
-                c.prepare_cached(
-                    "INSERT INTO wm_unlocks (id, hash, incoming_url, scope, amount, created_at, \
-                     access_ttl_secs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .db()?
-                .execute(params![
-                    unlock.id,
-                    &unlock.hash[..],
-                    url,
-                    unlock.scope,
-                    required.to_string(),
-                    U64(now),
-                    U64(unlock.access_ttl_secs)
-                ])
-                .db()?;
+                c.prepare_cached(sql::WM_UNLOCK_INSERT)
+                    .db()?
+                    .execute(params![
+                        unlock.id,
+                        &unlock.hash[..],
+                        url,
+                        unlock.scope,
+                        required.to_string(),
+                        U64(now),
+                        U64(unlock.access_ttl_secs)
+                    ])
+                    .db()?;
             }
             Ok(outcome)
         })
@@ -81,22 +71,19 @@ impl WmStore for SqliteStore {
     async fn wm_unlock(&self, hash: &[u8; 32]) -> StoreResult<Option<WmUnlock>> {
         let h = hash.to_vec();
         self.run(move |c| {
-            c.prepare_cached(
-                "SELECT id, scope, created_at, access_ttl_secs, incoming_url FROM wm_unlocks \
-                 WHERE hash = ?1",
-            )
-            .db()?
-            .query_row(params![h], |r| {
-                Ok(WmUnlock {
-                    id: r.get(0)?,
-                    scope: r.get(1)?,
-                    created_at: u64_col(r, 2)?,
-                    access_ttl_secs: u64_col(r, 3)?,
-                    incoming_payment: r.get(4)?,
+            c.prepare_cached(sql::WM_UNLOCK)
+                .db()?
+                .query_row(params![h], |r| {
+                    Ok(WmUnlock {
+                        id: r.get(0)?,
+                        scope: r.get(1)?,
+                        created_at: u64_col(r, 2)?,
+                        access_ttl_secs: u64_col(r, 3)?,
+                        incoming_payment: r.get(4)?,
+                    })
                 })
-            })
-            .optional()
-            .db()
+                .optional()
+                .db()
         })
         .await
         .map_err(|e| match e {
