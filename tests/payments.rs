@@ -1077,3 +1077,42 @@ async fn addresses_used_lists_every_handed_out_index() {
     );
     assert!(rows[0].contains(" new "), "{}", rows[0]);
 }
+
+// Rules out: a transfer to an address claimed by another instance on the same
+// database (here: this test, writing to tollgate's store directly, as a second
+// tollgate would) being skipped by this instance's watcher, and its checkpoint moving
+// past it. The store, not an in-memory set, decides which addresses are ours.
+#[tokio::test]
+async fn addresses_claimed_by_another_instance_are_credited() {
+    use tollgate::store::{NewPayment, Store};
+    let w = World::new(1, "30m", "30d").await;
+    let other = tollgate::store::sqlite::SqliteStore::open(&w.dir.path().join("tollgate.db"))
+        .expect("the same database");
+    let address = support::chain::random_address();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let new = NewPayment {
+        id: "00000000000000aa".into(),
+        contract_hash: None,
+        contract_token: None,
+        scope: None,
+        amount: tollgate::amount::Amount(half()),
+        required_confirmations: 1,
+        access_ttl_secs: 3600,
+        created_at: now,
+        expires_at: now + 1800,
+        data: None,
+        postback_url: None,
+    };
+    let derive = |_: u32| Ok(format!("{address}"));
+    let (p, created) = other.claim(new, &derive).await.unwrap();
+    assert!(created);
+    w.anvil.transfer(w.token, 1, address, half()).await;
+    w.anvil.mine(1).await;
+    let claim =
+        json!({ "status_url": format!("http://tollgate.test/_tollgate/{}/status.json", p.id) });
+    let s = w.wait_state(&claim, "paid").await;
+    assert_eq!(s["received"], "0.5");
+}

@@ -271,9 +271,12 @@ impl Watcher {
             let (logs, again) = view.transfer_logs(self.token, from, to).await?;
             check_range(from, to, &hash, again.as_deref(), &logs)
                 .map_err(|why| RpcError(format!("{}: {why}", view.endpoint())))?;
+            // Every Transfer of the token goes to the store, which credits those to
+            // its own addresses in the same transaction that moves the checkpoint: an
+            // address claimed a moment ago, or by another instance on the same
+            // database, is never missed by a stale in-memory set.
             let transfers = logs
                 .into_iter()
-                .filter(|l| self.payments.is_watched(&l.to))
                 .map(|l| Transfer {
                     chain_id: chain.chain_id,
                     tx_hash: l.tx_hash,

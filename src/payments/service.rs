@@ -5,10 +5,9 @@
 //! The cache holds confirmed facts only (paid contract hashes with their scope and
 //! expiry), keyed by the full contract hash; everything else is read from the store.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -111,7 +110,6 @@ pub struct PaymentService {
     pub store: Arc<dyn Store>,
     derive: Derive,
     cache: Cache<[u8; 32], PaidFact>,
-    watched: RwLock<HashSet<String>>,
     claims_by_ip: Cache<IpAddr, Arc<AtomicU32>>,
     claim_rate: Rate,
     /// Bumped before every cache invalidation, so a reader that raced a reorg
@@ -120,18 +118,12 @@ pub struct PaymentService {
 }
 
 impl PaymentService {
-    /// Builds the service; loads the watched addresses from the store.
+    /// Builds the service over `store`.
     pub async fn new(
         cfg: &Config,
         store: Arc<dyn Store>,
         derive: Derive,
     ) -> Result<PaymentService, StoreError> {
-        let watched = store
-            .watched_addresses()
-            .await?
-            .into_iter()
-            .map(|(a, _)| a.to_ascii_lowercase())
-            .collect();
         let rate = cfg.payments.claim_rate;
         Ok(PaymentService {
             store,
@@ -139,7 +131,6 @@ impl PaymentService {
             cache: Cache::builder()
                 .max_capacity(cfg.store.cache_capacity)
                 .build(),
-            watched: RwLock::new(watched),
             claims_by_ip: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(rate.per_secs))
@@ -168,14 +159,6 @@ impl PaymentService {
     /// How many paid facts the contract-hash cache holds (approximate; for metrics).
     pub fn cache_entries(&self) -> u64 {
         self.cache.entry_count()
-    }
-
-    /// True when `address` (any case) is one of ours.
-    pub fn is_watched(&self, address: &str) -> bool {
-        self.watched
-            .read()
-            .map(|w| w.contains(&address.to_ascii_lowercase()))
-            .unwrap_or(false)
     }
 
     /// Spends one unit of the client's budget of new store records (claims, new
@@ -254,9 +237,6 @@ impl PaymentService {
             // A concurrent claim won the store's atomic claim: it is theirs.
             return repeat(payment);
         }
-        if let Ok(mut w) = self.watched.write() {
-            w.insert(payment.address.to_ascii_lowercase());
-        }
         Ok(Claimed {
             claim_token: Self::claim_token(keys, &payment.id),
             payment,
@@ -294,12 +274,7 @@ impl PaymentService {
             };
             let derive = |i: u32| (self.derive)(i);
             match self.store.claim(new, &derive).await {
-                Ok((payment, _)) => {
-                    if let Ok(mut w) = self.watched.write() {
-                        w.insert(payment.address.to_ascii_lowercase());
-                    }
-                    return Ok(payment);
-                }
+                Ok((payment, _)) => return Ok(payment),
                 Err(StoreError::Conflict(e)) => last = StoreError::Conflict(e),
                 Err(e) => return Err(e),
             }
