@@ -1618,4 +1618,73 @@ price = \"0.5\"
         );
         drop(tg);
     }
+
+    // Rules out: two instances on one database both scanning the chain and sending
+    // postbacks, and a fleet that stops crediting when the one that scans dies.
+    #[tokio::test]
+    async fn a_standby_instance_takes_over_when_the_leader_dies() {
+        const CHAIN_ID: u64 = 31337;
+        let db = super::PgDatabase::new("e2e_takeover").await;
+        let (anvil, token) = funded_chain(CHAIN_ID).await;
+        let origin = Origin::start();
+        let rest =
+            "\n[payments]\nexpiry = \"30m\"\n[[route]]\npath = \"/movies/*\"\nprice = \"0.5\"\n";
+        let config = PaymentsConfig {
+            listen: "127.0.0.1:0",
+            public_url: "http://tollgate.test",
+            origin: origin.addr,
+            rpc: anvil.rpc_url(),
+            dead_rpcs: &[],
+            chain_id: CHAIN_ID,
+            token,
+            confirmations: 1,
+            secrets_extra: "",
+            rest,
+        }
+        .render()
+        .replace(
+            "url = \"sqlite://tollgate.db\"",
+            &format!("url = \"{}\"", db.url),
+        );
+        let (dir_a, dir_b) = (TempDir::new("pg-a"), TempDir::new("pg-b"));
+        // Leadership transitions are logged at info.
+        let env = [
+            ("TOLLGATE_TEST_KEY", TEST_KEY),
+            ("RUST_LOG", "warn,tollgate=info"),
+        ];
+        let mut a = Tollgate::start_in(dir_a.path(), &config, &env);
+        crate::support::eventually("A leads", || async {
+            if a.stderr().contains("chain watcher: leading") {
+                Ok(())
+            } else {
+                Err(a.stderr())
+            }
+        })
+        .await;
+        let b = Tollgate::start_in(dir_b.path(), &config, &env);
+        crate::support::eventually("B stands by", || async {
+            if b.stderr().contains("chain watcher: standing by") {
+                Ok(())
+            } else {
+                Err(b.stderr())
+            }
+        })
+        .await;
+        assert!(!b.stderr().contains("chain watcher: leading"));
+        // Claimed on A; A dies (kill -9: its connection, and so its lock, go).
+        let payer = Payer::new();
+        let contract = payer.contract(&a, "/movies/takeover").await;
+        let claim = payer.claim_contract(&a, &contract).await;
+        a.kill9();
+        let to: Address = claim["address"].as_str().unwrap().parse().unwrap();
+        anvil.transfer(token, 1, to, ONE_TOKEN / 2).await;
+        anvil.rpc("evm_mine", serde_json::json!([])).await;
+        // B takes over and credits it; the status is B's to tell.
+        payer.wait_state(&b, &claim, "paid").await;
+        assert!(
+            b.stderr().contains("chain watcher: leading"),
+            "{}",
+            b.stderr()
+        );
+    }
 }

@@ -113,6 +113,9 @@ pub struct Watcher {
     /// two), so a paid payment never moves back for it; only a reorg, decided by
     /// an up-to-date view, sets it lower.
     evaluated: AtomicU64,
+    /// What this instance was at the last tick, for logging the transitions:
+    /// 0 not yet known, 1 standing by, 2 leading.
+    leading: std::sync::atomic::AtomicU8,
 }
 
 impl Watcher {
@@ -130,6 +133,7 @@ impl Watcher {
             rpc,
             token,
             evaluated: AtomicU64::new(0),
+            leading: std::sync::atomic::AtomicU8::new(0),
         })
     }
 
@@ -143,6 +147,22 @@ impl Watcher {
     pub async fn tick(&self) -> Result<Vec<StateChange>, TickError> {
         let chain = &self.app.cfg.chain;
         let store = &self.payments.store;
+        // One instance of those sharing a database watches the chain; the others
+        // stand by until its lock is free.
+        let lead = store.lead().await;
+        let leading = *lead.as_ref().unwrap_or(&false);
+        if self.leading.swap(1 + u8::from(leading), Ordering::Relaxed) != 1 + u8::from(leading) {
+            if leading {
+                tracing::info!(
+                    "chain watcher: leading (this instance scans the chain and sends postbacks)"
+                );
+            } else {
+                tracing::info!("chain watcher: standing by (another instance leads)");
+            }
+        }
+        if !lead? {
+            return Ok(Vec::new());
+        }
         let now = self.app.clock.now_secs();
         let heads = self.rpc.heads().await;
         let checkpoint = store.checkpoint(chain.chain_id).await?;

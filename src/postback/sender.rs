@@ -48,6 +48,10 @@ impl Sender {
 
     /// Sends every due delivery once. Returns how many were attempted.
     pub async fn run_once(&self) -> usize {
+        // Only the instance that leads (see `Store::lead`) delivers.
+        if !matches!(self.payments.store.lead().await, Ok(true)) {
+            return 0;
+        }
         let now = self.app.clock.now_secs();
         let due = match self.payments.store.due_deliveries(now, 32).await {
             Ok(d) => d,

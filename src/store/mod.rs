@@ -288,6 +288,13 @@ pub trait Store: BasketStore + WmStore + Send + Sync + 'static {
 
     /// Schedules delivery `id` again at `now` (same id, same body); false when unknown.
     async fn redeliver(&self, id: &str, now: u64) -> StoreResult<bool>;
+
+    /// True while this instance is the one (of all sharing this database) that runs
+    /// the chain watcher and the postback sender; the others stand by and take over
+    /// when the holder dies. An embedded store has one instance: always true.
+    async fn lead(&self) -> StoreResult<bool> {
+        Ok(true)
+    }
 }
 
 /// Opens the store `[store] url` names: a SQLite file (its directory created when

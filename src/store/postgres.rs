@@ -108,7 +108,21 @@ fn rows<T>(rows: Vec<Row>, f: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Ve
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
     pool: Pool,
+    config: tokio_postgres::Config,
+    /// The dedicated connection that holds (or tries for) [`LEAD_LOCK`].
+    leader: tokio::sync::Mutex<Option<Leader>>,
 }
+
+/// The leadership connection: not pooled, so the lock lives exactly as long as it.
+struct Leader {
+    client: tokio_postgres::Client,
+    leading: bool,
+}
+
+/// The session advisory lock of the instance that runs the chain watcher and the
+/// postback sender. Held on its own connection: when the instance dies, the
+/// connection closes and PostgreSQL releases the lock for a standby to take.
+pub const LEAD_LOCK: i64 = 0x746f_6c6c_6761_7403;
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,7 +139,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL url: {e}")))?;
         schema::migrate(&config).await?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -135,7 +149,11 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Unavailable(format!("PostgreSQL pool: {e}")))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            config,
+            leader: tokio::sync::Mutex::new(None),
+        };
         drop(store.client().await?);
         Ok(store)
     }
@@ -594,5 +612,49 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let changed = exec(&**c, sql::REDELIVER, &[&n(now)?, &id]).await?;
         Ok(changed == 1)
+    }
+
+    /// Holds [`LEAD_LOCK`] (a session advisory lock) on a dedicated connection:
+    /// true while held (checked with a round trip each call: a dead connection means
+    /// the lock is gone), else one `pg_try_advisory_lock` attempt. A standby takes
+    /// over on its first call after the holder's connection closes.
+    async fn lead(&self) -> StoreResult<bool> {
+        let mut guard = self.leader.lock().await;
+        if guard.as_ref().is_some_and(|l| l.client.is_closed()) {
+            *guard = None;
+        }
+        let leader = match guard.as_mut() {
+            Some(l) => l,
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(pg)?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                guard.insert(Leader {
+                    client,
+                    leading: false,
+                })
+            }
+        };
+        let result = if leader.leading {
+            leader.client.simple_query("SELECT 1").await.map(|_| true)
+        } else {
+            leader
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEAD_LOCK])
+                .await
+                .map(|row| row.get::<_, bool>(0))
+        };
+        match result {
+            Ok(leading) => {
+                leader.leading = leading;
+                Ok(leading)
+            }
+            Err(e) => {
+                // The connection (and with it any lock) is gone: reconnect next time.
+                *guard = None;
+                Err(pg(e))
+            }
+        }
     }
 }
