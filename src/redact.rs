@@ -37,11 +37,12 @@ pub fn register_secret(secret: &[u8]) {
 /// suffix: `proxy-authorization`, `set-cookie`).
 const HEADERS: [&str; 2] = ["authorization", "cookie"];
 /// Markers after which a credential follows.
-const TOKEN_MARKERS: [&str; 5] = [
+const TOKEN_MARKERS: [&str; 6] = [
     "tg1.",
     "bearer ",
     "gnap ",
     "tollgate_receipt=",
+    "tollgate_basket=",
     "tollgate_claim_",
 ];
 
@@ -243,6 +244,10 @@ mod tests {
         assert_eq!(
             clean("method \"Bearer s3cret-abc\""),
             "method \"Bearer [redacted]\""
+        );
+        assert_eq!(
+            clean("set tollgate_basket=q3Vx_secret-1; Path=/"),
+            "set tollgate_basket=[redacted]; Path=/"
         );
         assert_eq!(
             clean("authz GNAP  0p3nPaym3ntsT0ken, next"),

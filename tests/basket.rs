@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use support::chain::Anvil;
 use support::origin::Origin;
 use support::payer::Payer;
-use support::{eventually, funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
+use support::{eventually, funded_chain, PaymentsConfig, TempDir, Tollgate};
 
 const CHAIN_ID: u64 = 31337;
 const SHOP: &str = "tollgate.test";
@@ -82,20 +82,12 @@ pay = 2
 "#
         );
         let config = PaymentsConfig {
-            listen: "127.0.0.1:0",
-            public_url: "http://tollgate.test",
-            origin: origin.addr,
-            rpc: anvil.rpc_url(),
-            dead_rpcs: &[],
-            chain_id: CHAIN_ID,
-            token,
             confirmations,
-            secrets_extra: "",
-            rest: &rest,
+            ..PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, &rest)
         }
         .render();
         let dir = TempDir::new("basket");
-        let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
+        let tg = Tollgate::start_keyed(dir.path(), &config);
         Shop {
             anvil,
             token,
@@ -108,11 +100,7 @@ pay = 2
     }
 
     fn restart(&mut self) {
-        self.tg = Tollgate::start_in(
-            self.dir.path(),
-            &self.config,
-            &[("TOLLGATE_TEST_KEY", TEST_KEY)],
-        );
+        self.tg = Tollgate::start_keyed(self.dir.path(), &self.config);
     }
 
     fn url(&self, p: &str) -> String {

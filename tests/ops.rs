@@ -35,16 +35,8 @@ price = "0.5"
 "#
     );
     let config = PaymentsConfig {
-        listen: "127.0.0.1:0",
-        public_url: "http://tollgate.test",
-        origin: origin.addr,
-        rpc: anvil.rpc_url(),
-        dead_rpcs: &[],
-        chain_id: CHAIN_ID,
-        token,
-        confirmations: 1,
         secrets_extra: "postback_key_env = \"TOLLGATE_POSTBACK_KEY\"",
-        rest: &rest,
+        ..PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, &rest)
     }
     .render()
     .replace(

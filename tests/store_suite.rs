@@ -1563,24 +1563,13 @@ access_ttl = \"30d\"
 path = \"/movies/*\"
 price = \"0.5\"
 ";
-        let config = PaymentsConfig {
-            listen: "127.0.0.1:0",
-            public_url: "http://tollgate.test",
-            origin: origin.addr,
-            rpc: anvil.rpc_url(),
-            dead_rpcs: &[],
-            chain_id: CHAIN_ID,
-            token,
-            confirmations: 1,
-            secrets_extra: "",
-            rest,
-        }
-        .render();
+        let config =
+            PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, rest).render();
         let sqlite = "url = \"sqlite://tollgate.db\"";
         assert!(config.contains(sqlite));
         let config = config.replace(sqlite, &format!("url = \"{}\"", db.url));
         let dir = TempDir::new("pg-e2e");
-        let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
+        let tg = Tollgate::start_keyed(dir.path(), &config);
         let payer = Payer::new();
         let contract = payer.contract(&tg, "/movies/pg").await;
         let claim = payer.claim_contract(&tg, &contract).await;
@@ -1629,23 +1618,12 @@ price = \"0.5\"
         let origin = Origin::start();
         let rest =
             "\n[payments]\nexpiry = \"30m\"\n[[route]]\npath = \"/movies/*\"\nprice = \"0.5\"\n";
-        let config = PaymentsConfig {
-            listen: "127.0.0.1:0",
-            public_url: "http://tollgate.test",
-            origin: origin.addr,
-            rpc: anvil.rpc_url(),
-            dead_rpcs: &[],
-            chain_id: CHAIN_ID,
-            token,
-            confirmations: 1,
-            secrets_extra: "",
-            rest,
-        }
-        .render()
-        .replace(
-            "url = \"sqlite://tollgate.db\"",
-            &format!("url = \"{}\"", db.url),
-        );
+        let config = PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, rest)
+            .render()
+            .replace(
+                "url = \"sqlite://tollgate.db\"",
+                &format!("url = \"{}\"", db.url),
+            );
         let (dir_a, dir_b) = (TempDir::new("pg-a"), TempDir::new("pg-b"));
         // Leadership transitions are logged at info.
         let env = [

@@ -14,7 +14,7 @@ mod support;
 use serde_json::{json, Value};
 use support::op_server::{OpServer, TestCa};
 use support::origin::Origin;
-use support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
+use support::{funded_chain, PaymentsConfig, TempDir, Tollgate};
 
 struct Site {
     op: OpServer,
@@ -37,21 +37,10 @@ impl Site {
         let rest = format!(
             "[payments]\nclaim_rate = \"1000/min\"\n[[route]]\npath = \"/articles/*\"\nprice = \"0.02\"\nwm_price = \"0.05\"\n[[route]]\npath = \"/movies/*\"\nprice = \"1\"\n{wm}"
         );
-        let config = PaymentsConfig {
-            listen: "127.0.0.1:0",
-            public_url: "http://tollgate.test",
-            origin: origin.addr,
-            rpc: anvil.rpc_url(),
-            dead_rpcs: &[],
-            chain_id: 31337,
-            token,
-            confirmations: 1,
-            secrets_extra: "",
-            rest: &rest,
-        }
-        .render();
+        let config =
+            PaymentsConfig::local(origin.addr, anvil.rpc_url(), 31337, token, &rest).render();
         let dir = TempDir::new("wm");
-        let tg = Tollgate::start_in(dir.path(), &config, &[("TOLLGATE_TEST_KEY", TEST_KEY)]);
+        let tg = Tollgate::start_keyed(dir.path(), &config);
         Site {
             op,
             _anvil: anvil,
@@ -64,11 +53,7 @@ impl Site {
     }
 
     fn restart(&mut self) {
-        self.tg = Tollgate::start_in(
-            self.dir.path(),
-            &self.config,
-            &[("TOLLGATE_TEST_KEY", TEST_KEY)],
-        );
+        self.tg = Tollgate::start_keyed(self.dir.path(), &self.config);
     }
 
     async fn verify_body(&self, body: Value) -> (u16, Value, Option<String>) {

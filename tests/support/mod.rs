@@ -78,6 +78,12 @@ impl Tollgate {
         tg
     }
 
+    /// [`Tollgate::start_in`] with the test receipt key: the usual (re)start of a
+    /// payments test on its own directory.
+    pub fn start_keyed(dir: &Path, config: &str) -> Tollgate {
+        Self::start_in(dir, config, &[("TOLLGATE_TEST_KEY", TEST_KEY)])
+    }
+
     /// Starts tollgate with its working directory (and so its SQLite store) in
     /// `dir`, which outlives it: a later `start_in` on the same `dir` is a restart.
     pub fn start_in(dir: &Path, config: &str, env: &[(&str, &str)]) -> Tollgate {
@@ -338,7 +344,31 @@ pub struct PaymentsConfig<'a> {
     pub rest: &'a str,
 }
 
-impl PaymentsConfig<'_> {
+impl<'a> PaymentsConfig<'a> {
+    /// The usual test setup: tollgate on 127.0.0.1:0 with `public_url`
+    /// `http://tollgate.test` (what [`payer::PUBLIC_URL`] maps back), one RPC URL,
+    /// one confirmation, no extra secrets; override fields with struct update syntax.
+    pub fn local(
+        origin: SocketAddr,
+        rpc: &'a str,
+        chain_id: u64,
+        token: alloy::primitives::Address,
+        rest: &'a str,
+    ) -> PaymentsConfig<'a> {
+        PaymentsConfig {
+            listen: "127.0.0.1:0",
+            public_url: payer::PUBLIC_URL,
+            origin,
+            rpc,
+            dead_rpcs: &[],
+            chain_id,
+            token,
+            confirmations: 1,
+            secrets_extra: "",
+            rest,
+        }
+    }
+
     pub fn render(&self) -> String {
         let rpcs: String = self
             .dead_rpcs
