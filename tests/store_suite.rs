@@ -199,9 +199,9 @@ pub mod checks {
         let all = store.all_payments().await.unwrap();
         let indexes: Vec<u32> = all.iter().map(|p| p.derivation_index).collect();
         assert_eq!(indexes, vec![0, 1, 2, 3]);
-        let watched = store.watched_addresses().await.unwrap();
-        assert_eq!(watched.len(), 4);
-        assert!(watched.contains(&(first.address.clone(), first.id.clone())));
+        assert!(all
+            .iter()
+            .any(|p| p.address == first.address && p.id == first.id));
     }
 
     // Rules out: two customers paying to the same address (a shared index or
@@ -234,7 +234,7 @@ pub mod checks {
         indexes.sort_unstable();
         assert_eq!(indexes, (0..N as u32).collect::<Vec<_>>());
         assert_eq!(addresses.len(), N);
-        assert_eq!(store.watched_addresses().await.unwrap().len(), N);
+        assert_eq!(store.all_payments().await.unwrap().len(), N);
     }
 
     // Rules out: two tollgate processes sharing one database handing out the same

@@ -204,7 +204,11 @@ pub(super) fn checkout_json(
 ) -> Result<Value, BasketError> {
     let cfg = &app.cfg;
     let base = cfg.server.pay_base();
-    let offer = Offer::from_token(&app.keys, token).map_err(BasketError::store)?;
+    // The payment holds its contract's hash: no need to rebuild and rehash the terms.
+    let hash = p
+        .contract_hash
+        .map(hex::encode)
+        .ok_or_else(|| BasketError::store("basket payment without a contract hash"))?;
     let claim_token = PaymentService::claim_token(&app.keys, &p.id);
     let payment = crate::endpoints::pay::payment_json(app, p, &claim_token);
     let kind = b.challenge.as_deref().unwrap_or("url");
@@ -225,7 +229,7 @@ pub(super) fn checkout_json(
     };
     Ok(json!({
         "contract_token": token,
-        "contract_hash": offer.hash.to_string(),
+        "contract_hash": hash,
         "contract_url": format!("{base}/contract/{token}"),
         "payment": payment,
         "challenge": challenge,

@@ -454,9 +454,7 @@ mod tests {
         async fn payment_by_contract(&self, _: &[u8; 32]) -> StoreResult<Option<Payment>> {
             down()
         }
-        async fn watched_addresses(&self) -> StoreResult<Vec<(String, String)>> {
-            Ok(Vec::new())
-        }
+
         async fn apply_scan(&self, _: ScanBatch) -> StoreResult<Vec<StateChange>> {
             down()
         }

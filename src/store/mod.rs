@@ -225,9 +225,6 @@ pub trait Store: BasketStore + WmStore + Send + Sync + 'static {
     /// The payment for a contract hash.
     async fn payment_by_contract(&self, hash: &[u8; 32]) -> StoreResult<Option<Payment>>;
 
-    /// Every receiving address handed out, with its payment id (for the scanner).
-    async fn watched_addresses(&self) -> StoreResult<Vec<(String, PaymentId)>>;
-
     /// Records a scanned block range atomically: inserts the transfers (a transfer
     /// already recorded, by `(chain_id, tx_hash, log_index)`, is ignored: it can
     /// credit one payment only, once), moves the checkpoint, remembers the block

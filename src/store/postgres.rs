@@ -38,8 +38,8 @@ use super::shared::{
     KEEP_BLOCKS, REEVALUATE_WINDOW,
 };
 use super::{
-    AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, PaymentId, ScanBatch, StateChange,
-    Store, StoreError, StoreResult, Transfer,
+    AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, ScanBatch, StateChange, Store,
+    StoreError, StoreResult, Transfer,
 };
 use crate::payments::state::PaymentState;
 
@@ -443,12 +443,6 @@ impl Store for PostgresStore {
 
     async fn payment_by_contract(&self, hash: &[u8; 32]) -> StoreResult<Option<Payment>> {
         payment_by_hash(&**self.client().await?, hash).await
-    }
-
-    async fn watched_addresses(&self) -> StoreResult<Vec<(String, PaymentId)>> {
-        let c = self.client().await?;
-        let r = query(&**c, sql::WATCHED, &[]).await?;
-        rows(r, |r| Ok((r.text(0)?, r.text(1)?)))
     }
 
     /// One `READ COMMITTED` transaction under [`CHAIN_LOCK`].

@@ -470,9 +470,6 @@ pub(crate) mod sql {
     pub(crate) const RECENT_BLOCKS: &str =
         "SELECT number, hash FROM blocks WHERE chain_id = $1 ORDER BY number DESC LIMIT $2";
 
-    /// Every receiving address with its payment.
-    pub(crate) const WATCHED: &str = "SELECT address, id FROM payments ORDER BY derivation_index";
-
     /// A delivered attempt at `$1` of delivery `$2`.
     pub(crate) const DELIVERED: &str = "UPDATE deliveries SET attempts = attempts + 1, \
          delivered_at = $1, next_attempt_at = NULL, last_error = NULL WHERE id = $2";

@@ -41,8 +41,8 @@ use crate::store::shared::{
 };
 
 use super::{
-    AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, PaymentId, ScanBatch, StateChange,
-    Store, StoreError, StoreResult, Transfer,
+    AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, ScanBatch, StateChange, Store,
+    StoreError, StoreResult, Transfer,
 };
 
 pub use crate::store::shared::{KEEP_BLOCKS, REEVALUATE_WINDOW};
@@ -426,15 +426,6 @@ impl Store for SqliteStore {
     async fn payment_by_contract(&self, hash: &[u8; 32]) -> StoreResult<Option<Payment>> {
         let hash = *hash;
         self.run(move |c| payment_by_hash(c, &hash)).await
-    }
-
-    async fn watched_addresses(&self) -> StoreResult<Vec<(String, PaymentId)>> {
-        self.run(|c| {
-            let mut stmt = c.prepare_cached(sql::WATCHED).db()?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().db()
-        })
-        .await
     }
 
     async fn apply_scan(&self, batch: ScanBatch) -> StoreResult<Vec<StateChange>> {
