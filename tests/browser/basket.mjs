@@ -11,7 +11,7 @@
 //   shopId   the configured [basket] shop_id
 //
 // The wallet is an IN-PAGE SHIM, not a wallet extension (as in wallet.mjs): injected
-// with playwright's addInitScript, it defines window.ethereum and forwards EIP-1193
+// with playwright's addInitScript (harness.mjs installShim), it defines window.ethereum and forwards EIP-1193
 // requests to anvil, whose dev accounts are unlocked.
 //
 // Line protocol. stdout (one event a line, nothing else is printed there):
@@ -33,49 +33,11 @@
 // Every wait is bounded; nothing sleeps for a fixed time.
 
 import {
-  PAID_MS, STEP_MS, checkNoPageErrors, expectInput, fail, log, out, run, step, watch,
+  PAID_MS, STEP_MS, checkNoPageErrors, expectInput, fail, installShim, log, out, run, step, watch,
 } from './harness.mjs';
 
 const CD = 'ACD2346233';
 const DELUXE = 'DCD2346233';
-
-/** The in-page EIP-1193 shim (see wallet.mjs): forwards to anvil, records what it sent. */
-function installShim(cfg) {
-  const sent = [];
-  let nextId = 1;
-  async function rpc(method, params) {
-    const r = await fetch(cfg.rpc, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, params: params || [] }),
-    });
-    const j = await r.json();
-    if (j.error) throw Object.assign(new Error(j.error.message), { code: j.error.code, data: j.error.data });
-    return j.result;
-  }
-  window.ethereum = {
-    isTollgateTestShim: true,
-    async request({ method, params }) {
-      switch (method) {
-        case 'eth_requestAccounts':
-        case 'eth_accounts':
-          return [cfg.account];
-        case 'eth_chainId':
-          return cfg.chainId;
-        case 'eth_sendTransaction': {
-          const hash = await rpc(method, params);
-          sent.push(hash);
-          return hash;
-        }
-        default:
-          return rpc(method, params);
-      }
-    },
-    on() {},
-    removeListener() {},
-  };
-  window.__shim = { sent };
-}
 
 /**
  * The bill of the page's basket (its global `myBasket`): each line as `[productID,

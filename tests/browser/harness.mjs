@@ -161,3 +161,56 @@ export function run(scenarios, launch = launchChromium) {
     },
   );
 }
+
+/**
+ * Runs in the page before any of its scripts (addInitScript). NOT a wallet
+ * extension: it forwards EIP-1193 requests to anvil, whose dev accounts are unlocked.
+ * `cfg`: `{rpc, account, chainId (0x hex), refuseSwitch?, rejectSend?}`; records every
+ * request in `window.__shim.calls` and every sent transaction hash in `__shim.sent`.
+ * Self-contained: playwright serialises it into the page.
+ */
+export function installShim(cfg) {
+  const calls = [];
+  const sent = [];
+  let chainId = cfg.chainId;
+  let nextId = 1;
+  const rejected = (message) => Object.assign(new Error(message), { code: 4001 });
+  async function rpc(method, params) {
+    const r = await fetch(cfg.rpc, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, params: params || [] }),
+    });
+    const j = await r.json();
+    if (j.error) throw Object.assign(new Error(j.error.message), { code: j.error.code, data: j.error.data });
+    return j.result;
+  }
+  window.ethereum = {
+    isTollgateTestShim: true,
+    async request({ method, params }) {
+      calls.push({ method, params: params === undefined ? null : params });
+      switch (method) {
+        case 'eth_requestAccounts':
+        case 'eth_accounts':
+          return [cfg.account];
+        case 'eth_chainId':
+          return chainId;
+        case 'wallet_switchEthereumChain':
+          if (cfg.refuseSwitch) throw rejected('User rejected the request.');
+          chainId = params[0].chainId;
+          return null;
+        case 'eth_sendTransaction': {
+          if (cfg.rejectSend) throw rejected('User denied transaction signature.');
+          const hash = await rpc(method, params);
+          sent.push(hash);
+          return hash;
+        }
+        default:
+          return rpc(method, params);
+      }
+    },
+    on() {},
+    removeListener() {},
+  };
+  window.__shim = { calls, sent };
+}
