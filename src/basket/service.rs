@@ -182,14 +182,11 @@ pub async fn create(
         .await
         .map_err(BasketError::store)?;
     let b = load(app, &new.id, Some(&secret), now).await?;
-    let secure = if cfg.server.public_https {
-        "; Secure"
-    } else {
-        ""
-    };
     let cookie = format!(
-        "{BASKET_COOKIE}={secret}; Path={}/basket; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        cfg.server.pay_prefix, cfg.basket.ttl_secs
+        "{BASKET_COOKIE}={secret}; Path={}/basket; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        cfg.server.pay_prefix,
+        cfg.basket.ttl_secs,
+        cfg.server.cookie_secure()
     );
     let view = view(app, &b).await?;
     Ok((

@@ -97,6 +97,15 @@ impl Server {
     pub fn pay_base(&self) -> String {
         format!("{}{}", self.public_url, self.pay_prefix)
     }
+
+    /// `"; Secure"` for cookies when `public_url` is https, else nothing.
+    pub fn cookie_secure(&self) -> &'static str {
+        if self.public_https {
+            "; Secure"
+        } else {
+            ""
+        }
+    }
 }
 
 /// `[admin]`.

@@ -145,14 +145,11 @@ fn claim_cookie(app: &App, p: &Payment, claim_token: &str, now: u64) -> String {
         .expires_at
         .saturating_sub(now)
         .saturating_add(p.access_ttl_secs);
-    let secure = if app.cfg.server.public_https {
-        "; Secure"
-    } else {
-        ""
-    };
     format!(
-        "{CLAIM_COOKIE}{}={claim_token}; Path={}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-        p.id, app.cfg.server.pay_prefix
+        "{CLAIM_COOKIE}{}={claim_token}; Path={}; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        p.id,
+        app.cfg.server.pay_prefix,
+        app.cfg.server.cookie_secure()
     )
 }
 
@@ -349,10 +346,27 @@ fn retry_after(state: PaymentState) -> Option<&'static str> {
 /// Most bytes of receipts the receipt cookie holds (browsers keep about 4 KiB).
 const RECEIPT_COOKIE_BUDGET: usize = 3600;
 
+/// The `Set-Cookie` value of the receipt cookie for a new receipt expiring at
+/// `new_exp`, keeping what the browser already holds ([`receipt_cookie_value`]).
+pub(crate) fn receipt_set_cookie(
+    app: &App,
+    new: &str,
+    new_exp: u64,
+    cookies: &[&str],
+    now: u64,
+) -> String {
+    let (value, exp) = receipt_cookie_value(app, new, new_exp, cookies, now);
+    format!(
+        "{RECEIPT_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        exp.saturating_sub(now),
+        app.cfg.server.cookie_secure()
+    )
+}
+
 /// The receipt cookie's value: the new receipt first, then the receipts the
 /// browser already holds that still verify (a browser that bought two things keeps
 /// both), joined by `~`, within [`RECEIPT_COOKIE_BUDGET`]; and the latest expiry.
-pub(crate) fn receipt_cookie_value(
+fn receipt_cookie_value(
     app: &App,
     new: &str,
     new_exp: u64,
@@ -419,15 +433,8 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
     let base = app.cfg.server.pay_base();
     match svc.receipt_for(&app.keys, &p) {
         Ok((receipt, claims)) => {
-            let secure = if app.cfg.server.public_https {
-                "; Secure"
-            } else {
-                ""
-            };
-            let now = app.clock.now_secs();
-            let (value, exp) = receipt_cookie_value(app, &receipt, claims.exp, req.cookies, now);
-            let max_age = exp.saturating_sub(now);
-            let cookie = format!("{RECEIPT_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+            let cookie =
+                receipt_set_cookie(app, &receipt, claims.exp, req.cookies, app.clock.now_secs());
             if html {
                 // Browsers without JavaScript: back to the resource, now unlocked.
                 let to = contract_of(app, &p)

@@ -248,17 +248,8 @@ pub async fn verify(
                 pid: unlock_id,
             };
             let r = receipt::mint(&app.keys, &claims);
-            let (value, exp) =
-                crate::endpoints::pay::receipt_cookie_value(app, &r, claims.exp, cookies, now);
-            let secure = if cfg.server.public_https {
-                "; Secure"
-            } else {
-                ""
-            };
-            let cookie = format!(
-                "tollgate_receipt={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-                exp.saturating_sub(now)
-            );
+            let cookie =
+                crate::endpoints::pay::receipt_set_cookie(app, &r, claims.exp, cookies, now);
             Reply::json(
                 200,
                 &json!({
