@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use crate::chain::rpc::Rpc;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -11,8 +13,9 @@ use crate::payments::service::PaymentService;
 
 /// Everything request handling reads. Built once at start; cheap to share.
 pub struct App {
-    /// The validated configuration.
-    pub cfg: Arc<Config>,
+    /// The validated configuration; replaced whole by a reload
+    /// ([`crate::reload`]), so each reader takes one consistent snapshot.
+    cfg: ArcSwap<Config>,
     /// Keys derived from the receipt key.
     pub keys: Keys,
     /// The time source.
@@ -31,13 +34,26 @@ impl App {
     pub fn new(cfg: Config, clock: Arc<dyn Clock>, payments: Option<Arc<PaymentService>>) -> App {
         let keys = Keys::derive(&cfg.secrets.receipt_key);
         App {
-            cfg: Arc::new(cfg),
+            cfg: ArcSwap::from_pointee(cfg),
             keys,
             clock,
             payments,
             rpc: None,
             op: None,
         }
+    }
+
+    /// The configuration now: one snapshot, unchanged by a reload while it is held
+    /// (a request takes one and uses it throughout).
+    pub fn cfg(&self) -> Arc<Config> {
+        self.cfg.load_full()
+    }
+
+    /// Makes `cfg` the configuration of every request that starts from now on.
+    /// The caller has checked that it differs only in what may change while running
+    /// ([`crate::config::reload::restart_only_changes`]).
+    pub fn replace_config(&self, cfg: Config) {
+        self.cfg.store(Arc::new(cfg));
     }
 
     /// The same state with an Open Payments client.

@@ -90,6 +90,7 @@ pub mod postback;
 pub mod proxy;
 pub mod receipt;
 pub mod redact;
+pub mod reload;
 pub mod reply;
 pub mod routes;
 pub mod server;

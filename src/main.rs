@@ -48,6 +48,13 @@ enum Command {
         #[arg(long)]
         used: bool,
     },
+    /// Re-read the config of the running `serve` (signals the pid in `[server]
+    /// pid_file`); FILE is checked first and nothing is signalled when it is invalid.
+    Reload {
+        /// The config file (the one `serve` was started with).
+        #[arg(long, default_value = "config/tollgate.toml")]
+        config: PathBuf,
+    },
     /// Print the receiving address at derivation index N of the configured xpub.
     Address {
         /// The config file.
@@ -79,6 +86,10 @@ fn main() -> ExitCode {
             Ok(cfg) => print_used_addresses(&cfg),
             Err(code) => code,
         },
+        Command::Reload { config } => match load(&config) {
+            Ok(cfg) => signal_reload(&cfg),
+            Err(code) => code,
+        },
         Command::Serve { config } => match load(&config) {
             Ok(cfg) => tollgate::server::run(cfg),
             Err(code) => code,
@@ -107,6 +118,31 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         eprintln!("  {p}");
     }
     Err(ExitCode::from(1))
+}
+
+fn signal_reload(cfg: &Config) -> ExitCode {
+    let Some(pid_file) = &cfg.server.pid_file else {
+        eprintln!(
+            "tollgate: {}: server.pid_file is not set, so there is no pid to signal \
+             (set it, or send SIGHUP to the serve process yourself)",
+            cfg.file.display()
+        );
+        return ExitCode::from(1);
+    };
+    match tollgate::reload::signal_reload(pid_file) {
+        Ok(pid) => {
+            println!(
+                "tollgate: {} is valid; asked process {pid} to reload it \
+                 (its log says \"config reloaded\" or why it was refused)",
+                cfg.file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn print_address(cfg: &Config, index: u32) -> ExitCode {

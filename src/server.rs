@@ -25,6 +25,7 @@ use crate::monetization::op::OpClient;
 use crate::payments::service::{Derive, PaymentService};
 use crate::postback::sender::Sender;
 use crate::proxy::Tollgate;
+use crate::reload::Reloader;
 use pingora::services::listening::Service;
 
 /// Replaces a port-0 listen address by a concrete free port.
@@ -38,6 +39,7 @@ pub fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
 
 /// Runs tollgate until a signal stops it. Never returns.
 pub fn run(mut cfg: Config) -> ! {
+    let as_loaded = cfg.clone();
     if let Some(token) = cfg.admin.as_ref().and_then(|a| a.token.as_ref()) {
         crate::redact::register_secret(&token.0);
     }
@@ -108,12 +110,12 @@ pub fn run(mut cfg: Config) -> ! {
     if let Some(payments) = &payments {
         let listeners = [
             (
-                app.cfg.admin.as_ref().map(|a| a.listen),
+                app.cfg().admin.as_ref().map(|a| a.listen),
                 Listener::Admin,
                 "admin",
             ),
             (
-                app.cfg.gateway.as_ref().map(|g| g.listen),
+                app.cfg().gateway.as_ref().map(|g| g.listen),
                 Listener::Gateway,
                 "gateway",
             ),
@@ -143,6 +145,10 @@ pub fn run(mut cfg: Config) -> ! {
             }
         }
     }
+    server.add_service(background_service(
+        "config reloader",
+        Reloader::new(app.clone(), as_loaded),
+    ));
     server.add_service(background_service("ready announcer", Announcer { app }));
     tracing::info!(%listen, "tollgate starting");
     server.run_forever()
@@ -205,7 +211,7 @@ struct Announcer {
 #[async_trait]
 impl BackgroundService for Announcer {
     async fn start(&self, _shutdown: ShutdownWatch) {
-        let cfg = &self.app.cfg;
+        let cfg = self.app.cfg();
         // The side listeners first: the public line means "everything is up".
         if let Some(a) = &cfg.admin {
             if let Some(p) = wait_listening(a.listen).await {

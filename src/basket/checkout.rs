@@ -35,7 +35,7 @@ pub async fn checkout(
         challenge: Option<String>,
     }
     let svc = svc(app)?;
-    let cfg = &app.cfg;
+    let cfg = app.cfg();
     // Who asks comes first: a stranger learns nothing, not even what a body needs.
     load(app, id, caller.secret(), app.clock.now_secs()).await?;
     let req: Checkout = body(bytes, "expected {challenge: \"url\"|\"text\"|\"image\"}")?;
@@ -60,7 +60,7 @@ pub async fn checkout(
                 "add an item before checking out",
             ));
         }
-        let bill = bill_of(cfg, &b.lines)?;
+        let bill = bill_of(&cfg, &b.lines)?;
         if bill.total < 0 {
             return Err(BasketError::new(
                 400,
@@ -79,7 +79,7 @@ pub async fn checkout(
             .chain(&bill.extras)
             .map(|l| ContractItem {
                 id: l.product_id.clone(),
-                description: describe(cfg, l),
+                description: describe(&cfg, l),
                 quantity: l.count,
                 price: signed_decimal(l.item_price, d),
             })
@@ -92,7 +92,7 @@ pub async fn checkout(
             .collect();
         let n: u32 = b.lines.iter().filter(|l| !l.refund).map(|l| l.count).sum();
         let offer = Offer::mint_basket(
-            cfg,
+            &cfg,
             &app.keys,
             &format!("{}/basket/{}", cfg.server.pay_prefix, b.id),
             format!("Basket {} at {}: {n} item(s)", b.id, b.shop_id),
@@ -148,7 +148,7 @@ async fn finish_checkout(app: &App, b: &Basket, caller: Caller<'_>) -> Result<Va
             };
             let now = app.clock.now_secs();
             let claimed = svc
-                .claim(&app.cfg, &app.keys, token, &proof, caller.ip, now)
+                .claim(&app.cfg(), &app.keys, token, &proof, caller.ip, now)
                 .await
                 .map_err(|e| match e {
                     ClaimError::RateLimited => {
@@ -184,7 +184,7 @@ fn charge_failed(message: &str) -> BasketError {
 }
 
 fn failed_payment(app: &App, p: &Payment) -> BasketError {
-    let d = app.cfg.chain.decimals;
+    let d = app.cfg().chain.decimals;
     charge_failed(&format!(
         "the checkout's payment {} is {}: received {} of {} 0xBTC before it expired; release this basket and open a new one",
         p.id,
@@ -202,7 +202,7 @@ pub(super) fn checkout_json(
     token: &str,
     p: &Payment,
 ) -> Result<Value, BasketError> {
-    let cfg = &app.cfg;
+    let cfg = app.cfg();
     let base = cfg.server.pay_base();
     // The payment holds its contract's hash: no need to rebuild and rehash the terms.
     let hash = p
@@ -253,7 +253,7 @@ pub async fn answer_challenge(
         response: String,
     }
     let svc = svc(app)?;
-    let cfg = &app.cfg;
+    let cfg = app.cfg();
     let now = app.clock.now_secs();
     let b = load(app, id, caller.secret(), now).await?;
     let req: Answer = body(bytes, "expected {response: \"0x<transaction hash>\"}")?;

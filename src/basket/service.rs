@@ -76,7 +76,7 @@ fn random<const N: usize>() -> Result<[u8; N], BasketError> {
 }
 
 pub(super) fn svc(app: &App) -> Result<&PaymentService, BasketError> {
-    if app.cfg.products.is_empty() {
+    if app.cfg().products.is_empty() {
         return Err(BasketError::new(
             404,
             "not_found",
@@ -119,7 +119,7 @@ pub async fn create(
         shop: String,
     }
     let svc = svc(app)?;
-    let cfg = &app.cfg;
+    let cfg = app.cfg();
     let req: Create = body(bytes, "expected {serviceProviderID, customerID, shopID}")?;
     if req.provider != "0xBTC" {
         return Err(BasketError::new(
@@ -276,7 +276,7 @@ async fn load_open(app: &App, id: &str, caller: Caller<'_>) -> Result<Basket, Ba
 /// items, extras, totalBill, totalBill_base_units, checkout}`.
 async fn view(app: &App, b: &Basket) -> Result<Value, BasketError> {
     let svc = svc(app)?;
-    let bill = bill_of(&app.cfg, &b.lines)?;
+    let bill = bill_of(&app.cfg(), &b.lines)?;
     let payment = payment_of(svc, b).await?;
     let state = match (b.state, &payment) {
         (_, Some(p)) if p.state.unlocks() => "paid",
@@ -291,7 +291,7 @@ async fn view(app: &App, b: &Basket) -> Result<Value, BasketError> {
         (Some(token), Some(p)) => checkout_json(app, b, token, p)?,
         _ => Value::Null,
     };
-    let mut v = bill_json(&app.cfg, &bill);
+    let mut v = bill_json(&app.cfg(), &bill);
     let o = v
         .as_object_mut()
         .ok_or_else(|| BasketError::store("view"))?;
@@ -343,7 +343,7 @@ pub async fn add_item(
     bytes: &[u8],
 ) -> Result<Value, BasketError> {
     let svc = svc(app)?;
-    let cfg = &app.cfg;
+    let cfg = app.cfg();
     // Who asks comes first: a stranger learns nothing about the catalogue.
     load_open(app, id, caller).await?;
     let req = item::parse(bytes, &cfg.products, cfg.chain.decimals)?;
@@ -393,7 +393,7 @@ pub async fn add_item(
             Some(i) => lines[i] = line.clone(),
             None => lines.push(line.clone()),
         }
-        let bill = bill_of(cfg, &lines)?;
+        let bill = bill_of(&cfg, &lines)?;
         if bill.total > 0 && bill.total.unsigned_abs() > cfg.basket.max_total.0 {
             return Err(exceeded(app));
         }
@@ -434,7 +434,10 @@ pub(super) fn exceeded(app: &App) -> BasketError {
         "payment_chargeable_exceeded",
         &format!(
             "the total would pass this shop's limit of {} 0xBTC; the item was not added",
-            app.cfg.basket.max_total.to_decimal(app.cfg.chain.decimals)
+            app.cfg()
+                .basket
+                .max_total
+                .to_decimal(app.cfg().chain.decimals)
         ),
     )
 }

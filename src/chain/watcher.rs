@@ -122,7 +122,7 @@ impl Watcher {
     /// A watcher for `app`'s `[chain]`.
     pub fn new(app: Arc<App>, payments: Arc<PaymentService>, rpc: Rpc) -> Result<Watcher, String> {
         let token: Address = app
-            .cfg
+            .cfg()
             .chain
             .token
             .parse()
@@ -145,7 +145,7 @@ impl Watcher {
 
     /// One scan step. Returns the state changes it caused.
     pub async fn tick(&self) -> Result<Vec<StateChange>, TickError> {
-        let chain = &self.app.cfg.chain;
+        let chain = &self.app.cfg().chain;
         let store = &self.payments.store;
         // One instance of those sharing a database watches the chain; the others
         // stand by until its lock is free.
@@ -239,7 +239,7 @@ impl Watcher {
         now: u64,
         changes: &mut Vec<StateChange>,
     ) -> Result<(), TickError> {
-        let chain = &self.app.cfg.chain;
+        let chain = &self.app.cfg().chain;
         let store = &self.payments.store;
         let head = view.head();
         let behind = |n: u64| {
@@ -334,7 +334,7 @@ impl Watcher {
     /// block the view does not have means the view is behind: an error, never a
     /// deeper reorg.
     async fn common_ancestor(&self, view: &View<'_>) -> Result<u64, TickError> {
-        let chain = &self.app.cfg.chain;
+        let chain = &self.app.cfg().chain;
         let recent = self
             .payments
             .store
@@ -370,7 +370,7 @@ impl BackgroundService for Watcher {
         mut shutdown: ShutdownWatch,
         ready: ServiceReadyNotifier,
     ) {
-        let poll = Duration::from_millis(self.app.cfg.chain.poll_interval_ms);
+        let poll = Duration::from_millis(self.app.cfg().chain.poll_interval_ms);
         let mut ready = Some(ready);
         let mut failures: u32 = 0;
         loop {

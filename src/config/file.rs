@@ -39,6 +39,8 @@ pub struct ServerFile {
     /// give the client address (default: none, so those headers are never believed).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Where `serve` writes its process id, for `tollgate reload` (default: none).
+    pub pid_file: Option<String>,
 }
 
 fn default_listen() -> String {

@@ -8,6 +8,7 @@ mod catalogue;
 pub mod file;
 pub mod model;
 mod monetization;
+pub mod reload;
 pub use monetization::op_url_allowed;
 mod routes;
 
@@ -424,6 +425,10 @@ impl Validator {
             },
         };
         let trusted_proxies = self.networks("server.trusted_proxies", &s.trusted_proxies);
+        let pid_file = s.pid_file.as_deref().map(str::trim);
+        if pid_file == Some("") {
+            self.problem("server.pid_file", "must be a file path when set");
+        }
         let (public_url, public_https) = public_url?;
         let (upstream, upstream_name) = upstream?;
         if !prefix_ok {
@@ -442,6 +447,7 @@ impl Validator {
             grace_period_secs: grace?,
             upstream_case_insensitive: s.upstream_case_insensitive,
             trusted_proxies,
+            pid_file: pid_file.filter(|p| !p.is_empty()).map(PathBuf::from),
         })
     }
 

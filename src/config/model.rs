@@ -89,6 +89,8 @@ pub struct Server {
     /// Peers whose forwarding headers are believed for the client address
     /// (`[server] trusted_proxies`; empty: nobody's).
     pub trusted_proxies: Vec<IpNet>,
+    /// Where `serve` writes its process id for `tollgate reload` (`[server] pid_file`).
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Server {
@@ -309,7 +311,7 @@ pub struct Rebate {
 }
 
 /// `[web_monetization]` (SPEC section 10).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebMonetization {
     /// The receiver's wallet address URL.
     pub wallet_address: String,
@@ -322,7 +324,7 @@ pub struct WebMonetization {
 }
 
 /// tollgate's identity as an Open Payments client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpClient {
     /// Its wallet address (the server reads `{wallet_address}/jwks.json`).
     pub wallet_address: String,

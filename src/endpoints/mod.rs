@@ -143,12 +143,13 @@ fn offer(app: &App, query: Option<&str>) -> Reply {
             )
         }
     };
-    let case_insensitive = app.cfg.server.upstream_case_insensitive;
+    let cfg = app.cfg();
+    let case_insensitive = cfg.server.upstream_case_insensitive;
     if case_insensitive {
         target.path.make_ascii_lowercase();
     }
     // The gate's own rule: the offer is for exactly what a GET of it would be priced as.
-    let route = match decide(&app.cfg.routes, &Method::GET, &target, case_insensitive) {
+    let route = match decide(&cfg.routes, &Method::GET, &target, case_insensitive) {
         Decision::Priced(route) => route,
         Decision::Ambiguous(what) => {
             return Reply::error(
@@ -162,14 +163,14 @@ fn offer(app: &App, query: Option<&str>) -> Reply {
         }
     };
     let offer = Offer::mint(
-        &app.cfg,
+        &cfg,
         &app.keys,
         route,
         &target.path,
         app.nonce(),
         app.clock.now_secs(),
     );
-    challenge::offer_page(&app.cfg, &offer)
+    challenge::offer_page(&cfg, &offer)
 }
 
 /// Decodes `%XX` and `+` in a query or form value; malformed escapes stay literal.

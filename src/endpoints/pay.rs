@@ -148,8 +148,8 @@ fn claim_cookie(app: &App, p: &Payment, claim_token: &str, now: u64) -> String {
     format!(
         "{CLAIM_COOKIE}{}={claim_token}; Path={}; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         p.id,
-        app.cfg.server.pay_prefix,
-        app.cfg.server.cookie_secure()
+        app.cfg().server.pay_prefix,
+        app.cfg().server.cookie_secure()
     )
 }
 
@@ -176,7 +176,7 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
     let proof = claim_proof(req, body_token.as_deref());
     let now = app.clock.now_secs();
     let claimed = match svc
-        .claim(&app.cfg, &app.keys, &token, &proof, req.client_ip, now)
+        .claim(&app.cfg(), &app.keys, &token, &proof, req.client_ip, now)
         .await
     {
         Ok(c) => c,
@@ -197,7 +197,7 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
         Err(ClaimError::Store(e)) => return store_down(is_form(req), e),
     };
     let p = &claimed.payment;
-    let cfg = &app.cfg;
+    let cfg = app.cfg();
     let base = cfg.server.pay_base();
     let uri = eip681(&cfg.chain.token, cfg.chain.chain_id, &p.address, p.amount.0);
     let cookie = claim_cookie(app, p, &claimed.claim_token, now);
@@ -215,7 +215,7 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
 /// The answer of a claim (`POST /pay`, and a basket checkout's `payment`). A payment
 /// of nothing (a basket whose refunds cover it) has no address to pay.
 pub fn payment_json(app: &App, p: &Payment, claim_token: &str) -> serde_json::Value {
-    let cfg = &app.cfg;
+    let cfg = app.cfg();
     let base = cfg.server.pay_base();
     let due = !p.amount.is_zero();
     json!({
@@ -237,7 +237,7 @@ pub fn payment_json(app: &App, p: &Payment, claim_token: &str) -> serde_json::Va
 /// The 409 for a contract someone else claimed: never its payment's secrets, always
 /// the way to an offer of one's own.
 fn already_claimed(app: &App, req: &EndpointRequest<'_>, message: &str, resource: &str) -> Reply {
-    let offer_url = crate::challenge::offer_url(&app.cfg, resource);
+    let offer_url = crate::challenge::offer_url(&app.cfg(), resource);
     if is_form(req) {
         let page = pages::Message::new(
             "This offer was already taken",
@@ -273,7 +273,7 @@ pub struct Status<'a> {
 
 /// The status of `p` (with the state as the payer sees it: a fully refunded basket payment reads `refunded`).
 pub fn status_of<'a>(app: &App, p: &'a Payment) -> Status<'a> {
-    let d = app.cfg.chain.decimals;
+    let d = app.cfg().chain.decimals;
     Status {
         address: &p.address,
         amount: p.amount.to_decimal(d),
@@ -359,7 +359,7 @@ pub(crate) fn receipt_set_cookie(
     format!(
         "{RECEIPT_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
         exp.saturating_sub(now),
-        app.cfg.server.cookie_secure()
+        app.cfg().server.cookie_secure()
     )
 }
 
@@ -430,7 +430,7 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let base = app.cfg.server.pay_base();
+    let base = app.cfg().server.pay_base();
     match svc.receipt_for(&app.keys, &p) {
         Ok((receipt, claims)) => {
             let cookie =
@@ -439,7 +439,7 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
                 // Browsers without JavaScript: back to the resource, now unlocked.
                 let to = contract_of(app, &p)
                     .map(|o| o.terms.fulfillment_url)
-                    .unwrap_or_else(|| app.cfg.server.public_url.clone());
+                    .unwrap_or_else(|| app.cfg().server.public_url.clone());
                 let page = pages::Message::new("Paid", "Your receipt is stored in this browser.")
                     .link(&to, "Open it", true);
                 return Reply::html(303, pages::render(&page))
@@ -460,7 +460,7 @@ pub async fn receipt(app: &App, pid: &str, req: &EndpointRequest<'_>) -> Reply {
             .with_header("Set-Cookie", cookie)
         }
         Err(state) if html => {
-            let d = app.cfg.chain.decimals;
+            let d = app.cfg().chain.decimals;
             let page = pages::Message::new(
                 "Not paid yet",
                 &format!(
@@ -510,7 +510,7 @@ pub async fn status_page(app: &App, pid: &str) -> Reply {
         Err(r) => return r,
     };
     let s = status_of(app, &p);
-    let base = app.cfg.server.pay_base();
+    let base = app.cfg().server.pay_base();
     let resource = contract_of(app, &p).map(|o| o.params.resource);
     let page = pages::Status {
         base: &base,
@@ -530,7 +530,7 @@ pub async fn status_page(app: &App, pid: &str) -> Reply {
 
 /// The HTML answer to a form `POST /pay`: manual payment instructions.
 fn instructions_page(app: &App, p: &Payment, claim_token: &str, uri: &str, base: &str) -> Reply {
-    let amount = p.amount.to_decimal(app.cfg.chain.decimals);
+    let amount = p.amount.to_decimal(app.cfg().chain.decimals);
     Reply::html(
         200,
         pages::render(&pages::Instructions {
@@ -538,8 +538,8 @@ fn instructions_page(app: &App, p: &Payment, claim_token: &str, uri: &str, base:
             payment_id: &p.id,
             amount: &amount,
             address: &p.address,
-            token: &app.cfg.chain.token,
-            chain_id: app.cfg.chain.chain_id,
+            token: &app.cfg().chain.token,
+            chain_id: app.cfg().chain.chain_id,
             eip681: uri,
             claim_token,
         }),
@@ -553,8 +553,8 @@ pub async fn qr(app: &App, pid: &str) -> Reply {
         Err(r) => return r,
     };
     let uri = eip681(
-        &app.cfg.chain.token,
-        app.cfg.chain.chain_id,
+        &app.cfg().chain.token,
+        app.cfg().chain.chain_id,
         &p.address,
         p.amount.0,
     );

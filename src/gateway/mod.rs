@@ -61,14 +61,15 @@ impl GatewayApp {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        match &self.app.cfg.admin {
+        match &self.app.cfg().admin {
             Some(a) => a.allow.iter().any(|n| n.contains(&ip)),
             None => ip.is_loopback(),
         }
     }
 
     fn token_ok(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(want) = self.app.cfg.admin.as_ref().and_then(|a| a.token.as_ref()) else {
+        let cfg = self.app.cfg();
+        let Some(want) = cfg.admin.as_ref().and_then(|a| a.token.as_ref()) else {
             return true;
         };
         let got = authorization
@@ -197,7 +198,7 @@ impl GatewayApp {
     }
 
     async fn start_payment(&self, params: &Value) -> Result<Value, (i64, String)> {
-        let cfg = &self.app.cfg;
+        let cfg = self.app.cfg();
         let sp = rpc::start_payment_params(params, cfg.chain.decimals)
             .map_err(|m| (rpc::INVALID_PARAMS, format!("invalid params: {m}")))?;
         if let Some(url) = &sp.postback_url {
@@ -214,7 +215,7 @@ impl GatewayApp {
         let p = self
             .payments
             .start_payment(
-                cfg,
+                &cfg,
                 sp.amount,
                 sp.data.as_ref(),
                 sp.postback_url.as_deref(),

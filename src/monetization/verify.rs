@@ -93,7 +93,7 @@ pub async fn verify(
     cookies: &[&str],
     ip: Option<std::net::IpAddr>,
 ) -> Reply {
-    let cfg = &app.cfg;
+    let cfg = app.cfg();
     let (Some(wm), Some(op), Some(svc)) = (&cfg.web_monetization, &app.op, &app.payments) else {
         return Reply::error(
             404,

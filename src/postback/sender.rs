@@ -42,7 +42,7 @@ pub struct Sender {
 impl Sender {
     /// A sender for `app`, signing with its postback key.
     pub fn new(app: Arc<App>, payments: Arc<PaymentService>) -> Option<Sender> {
-        let key = app.cfg.secrets.postback_key.as_ref()?.0.clone();
+        let key = app.cfg().secrets.postback_key.as_ref()?.0.clone();
         Some(Sender { app, payments, key })
     }
 
@@ -69,10 +69,10 @@ impl Sender {
                     let now = self.app.clock.now_secs();
                     let deadline = d
                         .created_at
-                        .saturating_add(self.app.cfg.postback.retry_for_secs);
+                        .saturating_add(self.app.cfg().postback.retry_for_secs);
                     let delay = backoff_ms(
                         d.attempts + 1,
-                        self.app.cfg.postback.retry_base_ms,
+                        self.app.cfg().postback.retry_base_ms,
                         jitter(),
                     );
                     let next = now + delay / 1000;
@@ -103,12 +103,12 @@ impl Sender {
             Err(e) => return Err(format!("store: {e}")),
         }
         let target = parse_url(&d.url).map_err(|e| format!("postback_url {e}"))?;
-        let addr = resolve_checked(&target, &self.app.cfg.postback.allow_networks)
+        let addr = resolve_checked(&target, &self.app.cfg().postback.allow_networks)
             .await
             .map_err(|e| format!("postback_url {e}"))?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(self.app.cfg.postback.timeout_secs))
+            .timeout(Duration::from_secs(self.app.cfg().postback.timeout_secs))
             .resolve(&target.host, addr)
             .no_proxy()
             .build()

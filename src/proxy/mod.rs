@@ -49,8 +49,8 @@ impl Tollgate {
     /// A proxy over `app`.
     pub fn new(app: Arc<App>) -> Tollgate {
         let link_injection = LinkInjection::from_config(
-            app.cfg.web_monetization.as_ref(),
-            app.cfg.server.upstream_case_insensitive,
+            app.cfg().web_monetization.as_ref(),
+            app.cfg().server.upstream_case_insensitive,
         );
         Tollgate {
             app,
@@ -118,7 +118,7 @@ impl ProxyHttp for Tollgate {
         _session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let s = &self.app.cfg.server;
+        let s = &self.app.cfg().server;
         Ok(Box::new(HttpPeer::new(
             s.upstream,
             s.upstream_tls,
@@ -187,7 +187,7 @@ impl Tollgate {
     /// `Some(reply)`: answer it here.
     async fn route_request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Option<Reply> {
         let app = &self.app;
-        let cfg = &app.cfg;
+        let cfg = app.cfg();
         let raw = session.req_header().raw_path();
         if raw == b"*" {
             return None; // OPTIONS * : nothing to price
@@ -257,7 +257,7 @@ impl Tollgate {
             // Never invite a second payment while the first is confirming (invariant 6).
             match payments.payment_by_contract(&offer.hash.0).await {
                 Ok(Some(p)) if matches!(p.state, PaymentState::Seen | PaymentState::Confirming) => {
-                    return Some(challenge::confirming(cfg, offer, &p, json));
+                    return Some(challenge::confirming(&cfg, offer, &p, json));
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -269,11 +269,11 @@ impl Tollgate {
         let (offer, visit) = match revisit {
             Some(offer) => (offer, Visit::Revisit),
             None => (
-                Offer::mint(cfg, &app.keys, route, &target.path, app.nonce(), now),
+                Offer::mint(&cfg, &app.keys, route, &target.path, app.nonce(), now),
                 Visit::Fresh,
             ),
         };
-        Some(challenge::payment_required(cfg, &offer, visit, json))
+        Some(challenge::payment_required(&cfg, &offer, visit, json))
     }
 
     /// True when the request carries a receipt that unlocks `path`, which `route`
@@ -396,7 +396,7 @@ impl Tollgate {
             return;
         };
         let peer = forwarded::canonical_ip(peer);
-        let trusted = &self.app.cfg.server.trusted_proxies;
+        let trusted = &self.app.cfg().server.trusted_proxies;
         ctx.peer = Some(peer);
         ctx.trusted_peer = forwarded::is_trusted(peer, trusted);
         ctx.client = Some(if ctx.trusted_peer {
@@ -428,7 +428,7 @@ impl Tollgate {
         let Some(peer) = ctx.peer else {
             return Ok(());
         };
-        let server = &self.app.cfg.server;
+        let server = &self.app.cfg().server;
         let trusted = ctx.trusted_peer;
         let h = &req.headers;
         let xff: Vec<&[u8]> = h
