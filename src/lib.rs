@@ -82,6 +82,7 @@ pub mod endpoints;
 pub mod gate;
 pub mod gateway;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod monetization;
 pub mod pages;

@@ -24,6 +24,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::limits::conn::Closed;
 use crate::payments::service::PaymentService;
 use crate::payments::state::PaymentState;
 
@@ -78,6 +79,26 @@ impl Outcome {
     }
 }
 
+/// Every reason the limits close a connection, in label order.
+const CLOSED: [Closed; 3] = [Closed::Full, Closed::SlowHead, Closed::LargeHead];
+
+fn closed_label(c: Closed) -> &'static str {
+    match c {
+        Closed::Full => "full",
+        Closed::SlowHead => "slow_head",
+        Closed::LargeHead => "large_head",
+    }
+}
+
+/// Counts a connection the limits closed (lock-free).
+pub fn connection_closed(c: Closed) {
+    if let Some(m) = global() {
+        if let Some(i) = CLOSED.iter().position(|x| *x == c) {
+            m.closed[i].inc();
+        }
+    }
+}
+
 /// Every payment state, in label order.
 const STATES: [PaymentState; 8] = [
     PaymentState::New,
@@ -101,6 +122,7 @@ pub struct Metrics {
     rpc_errors: IntCounter,
     postback_backlog: IntGauge,
     cache_entries: IntGauge,
+    closed: [IntCounter; 3],
 }
 
 static GLOBAL: LazyLock<Option<Metrics>> = LazyLock::new(|| match Metrics::new() {
@@ -166,6 +188,15 @@ impl Metrics {
             "RPC endpoint failures seen by the chain watcher (failed heads and abandoned views).",
         )?;
         registry.register(Box::new(rpc_errors.clone()))?;
+        let closed_vec = IntCounterVec::new(
+            Opts::new(
+                "tollgate_connections_closed_total",
+                "Connections the limits closed, by reason (full: max_connections open; slow_head: head not complete within header_timeout; large_head: head over 64 KiB, answered 431).",
+            ),
+            &["reason"],
+        )?;
+        let closed = CLOSED.map(|c| closed_vec.with_label_values(&[closed_label(c)]));
+        registry.register(Box::new(closed_vec))?;
         Ok(Metrics {
             registry,
             requests,
@@ -176,6 +207,7 @@ impl Metrics {
             rpc_errors,
             postback_backlog,
             cache_entries,
+            closed,
         })
     }
 

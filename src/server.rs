@@ -21,6 +21,7 @@ use crate::chain::xpub::AccountXpub;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::gateway::{GatewayApp, Listener};
+use crate::limits::conn::Limited;
 use crate::monetization::op::OpClient;
 use crate::payments::service::{Derive, PaymentService};
 use crate::postback::sender::Sender;
@@ -103,8 +104,14 @@ pub fn run(mut cfg: Config) -> ! {
             .with_rpc(lookups)
             .with_op(op),
     );
-    let mut proxy =
-        pingora::proxy::http_proxy_service(&server.configuration, Tollgate::new(app.clone()));
+    let limits = app.cfg().server.limits;
+    let mut proxy = Service::new(
+        "tollgate public".to_string(),
+        Limited::new(
+            pingora::proxy::http_proxy(&server.configuration, Tollgate::new(app.clone())),
+            limits,
+        ),
+    );
     proxy.add_tcp(&listen.to_string());
     server.add_service(proxy);
     if let Some(payments) = &payments {
@@ -124,7 +131,7 @@ pub fn run(mut cfg: Config) -> ! {
             if let Some(addr) = addr {
                 let mut svc = Service::new(
                     format!("tollgate {name}"),
-                    GatewayApp::new(app.clone(), payments.clone(), kind),
+                    Limited::new(GatewayApp::new(app.clone(), payments.clone(), kind), limits),
                 );
                 svc.add_tcp(&addr.to_string());
                 server.add_service(svc);

@@ -41,6 +41,12 @@ pub struct ServerFile {
     pub trusted_proxies: Vec<String>,
     /// Where `serve` writes its process id, for `tollgate reload` (default: none).
     pub pid_file: Option<String>,
+    /// A request head must be complete within this (default "10s").
+    pub header_timeout: Option<String>,
+    /// Idle keep-alive connections close after this (default "60s").
+    pub idle_timeout: Option<String>,
+    /// Most connections open at once, per listener (default 10000).
+    pub max_connections: Option<usize>,
 }
 
 fn default_listen() -> String {

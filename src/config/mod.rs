@@ -425,6 +425,7 @@ impl Validator {
             },
         };
         let trusted_proxies = self.networks("server.trusted_proxies", &s.trusted_proxies);
+        let limits = self.limits(&s);
         let pid_file = s.pid_file.as_deref().map(str::trim);
         if pid_file == Some("") {
             self.problem("server.pid_file", "must be a file path when set");
@@ -448,6 +449,46 @@ impl Validator {
             upstream_case_insensitive: s.upstream_case_insensitive,
             trusted_proxies,
             pid_file: pid_file.filter(|p| !p.is_empty()).map(PathBuf::from),
+            limits: limits?,
+        })
+    }
+
+    /// `[server]` connection limits (SPEC section 12).
+    fn limits(&mut self, s: &file::ServerFile) -> Option<crate::limits::Limits> {
+        let mut secs = |key: &str, v: &Option<String>, default: u64| match v.as_deref() {
+            None => Some(default),
+            Some(t) => match parse_duration_secs(t) {
+                Ok(0) => {
+                    self.problem(key, "must be longer than zero");
+                    None
+                }
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.problem(key, &e);
+                    None
+                }
+            },
+        };
+        let header = secs("server.header_timeout", &s.header_timeout, 10);
+        let idle = secs("server.idle_timeout", &s.idle_timeout, 60);
+        let max = match s.max_connections {
+            Some(0) => {
+                self.problem("server.max_connections", "must be at least 1");
+                None
+            }
+            Some(n) if n > 1_000_000 => {
+                self.problem(
+                    "server.max_connections",
+                    "must be at most 1000000 (each needs a file descriptor)",
+                );
+                None
+            }
+            n => Some(n.unwrap_or(10_000)),
+        };
+        Some(crate::limits::Limits {
+            header_timeout: std::time::Duration::from_secs(header?),
+            idle_timeout: std::time::Duration::from_secs(idle?),
+            max_connections: max?,
         })
     }
 

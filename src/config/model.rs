@@ -91,6 +91,8 @@ pub struct Server {
     pub trusted_proxies: Vec<IpNet>,
     /// Where `serve` writes its process id for `tollgate reload` (`[server] pid_file`).
     pub pid_file: Option<PathBuf>,
+    /// `header_timeout`, `idle_timeout`, `max_connections`: every listener's limits.
+    pub limits: crate::limits::Limits,
 }
 
 impl Server {

@@ -14,7 +14,7 @@ use super::Config;
 /// was resolved) and `new` but need a restart; empty when `new` may replace it.
 pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
     let (a, b) = (running, new);
-    let checks: [(&'static str, bool); 23] = [
+    let checks: [(&'static str, bool); 24] = [
         ("server.listen", a.server.listen != b.server.listen),
         ("server.threads", a.server.threads != b.server.threads),
         (
@@ -22,6 +22,10 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
             a.server.grace_period_secs != b.server.grace_period_secs,
         ),
         ("server.pid_file", a.server.pid_file != b.server.pid_file),
+        (
+            "server.header_timeout/idle_timeout/max_connections",
+            a.server.limits != b.server.limits,
+        ),
         (
             "server.upstream_case_insensitive",
             a.server.upstream_case_insensitive != b.server.upstream_case_insensitive,
