@@ -1563,11 +1563,8 @@ access_ttl = \"30d\"
 path = \"/movies/*\"
 price = \"0.5\"
 ";
-        let config =
-            PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, rest).render();
-        let sqlite = "url = \"sqlite://tollgate.db\"";
-        assert!(config.contains(sqlite));
-        let config = config.replace(sqlite, &format!("url = \"{}\"", db.url));
+        let config = PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, rest)
+            .render_on(&db.url, "100ms");
         let dir = TempDir::new("pg-e2e");
         let tg = Tollgate::start_keyed(dir.path(), &config);
         let payer = Payer::new();
@@ -1619,11 +1616,7 @@ price = \"0.5\"
         let rest =
             "\n[payments]\nexpiry = \"30m\"\n[[route]]\npath = \"/movies/*\"\nprice = \"0.5\"\n";
         let config = PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, rest)
-            .render()
-            .replace(
-                "url = \"sqlite://tollgate.db\"",
-                &format!("url = \"{}\"", db.url),
-            );
+            .render_on(&db.url, "100ms");
         let (dir_a, dir_b) = (TempDir::new("pg-a"), TempDir::new("pg-b"));
         // Leadership transitions are logged at info.
         let env = [
