@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::gateway::{GatewayApp, Listener};
 use crate::limits::conn::Limited;
 use crate::monetization::op::OpClient;
+use crate::payments::listener::PaidFactListener;
 use crate::payments::service::{Derive, PaymentService};
 use crate::postback::sender::Sender;
 use crate::proxy::Tollgate;
@@ -139,6 +140,9 @@ pub fn run(mut cfg: Config) -> ! {
         }
         if let Some(sender) = Sender::new(app.clone(), payments.clone()) {
             server.add_service(background_service("postback sender", sender));
+        }
+        if let Some(l) = PaidFactListener::for_store(&app.cfg.store.backend, payments.clone()) {
+            server.add_service(background_service("paid-fact listener", l));
         }
     }
     if let (Some(payments), Some(rpc)) = (payments, rpc) {

@@ -157,8 +157,7 @@ price = "5"
     }
 
     async fn pay(&self, claim: &Value, amount: u128) -> String {
-        let to: Address = claim["address"].as_str().unwrap().parse().unwrap();
-        let tx = self.anvil.transfer(self.token, 1, to, amount).await;
+        let tx = support::payer::pay(&self.anvil, self.token, claim, amount).await;
         format!("{tx:#x}")
     }
 
@@ -955,30 +954,24 @@ async fn concurrent_claims_get_distinct_addresses() {
 #[tokio::test]
 async fn kill_9_at_random_points_loses_nothing_and_double_counts_nothing() {
     let mut w = World::new(2, "30m", "30d").await;
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = support::Xorshift(0x9e37_79b9_7f4a_7c15);
     let mut claims = Vec::new();
     for i in 0..20 {
         let token = w.contract(&format!("/movies/k{i}")).await;
-        if next() % 3 == 0 {
+        if rng.one_in(3) {
             w.tg.kill9();
             w.restart();
         }
         let claim = w.claim(&token).await;
-        if next() % 3 == 0 {
+        if rng.one_in(3) {
             w.tg.kill9();
             w.restart();
         }
         w.pay(&claim, half()).await;
-        if next() % 2 == 0 {
+        if rng.one_in(2) {
             w.anvil.mine(1).await;
         }
-        if next() % 3 == 0 {
+        if rng.one_in(3) {
             w.tg.kill9();
             w.restart();
         }

@@ -1492,8 +1492,15 @@ mod postgres {
 
     store_tests!(PgBackend::new);
 
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
     use alloy::primitives::Address;
-    use tollgate::store::postgres::PostgresStore;
+    use tollgate::store::basket::BasketStore;
+    use tollgate::store::postgres::listen::{
+        dedicated, listen, Listening, Notice, LISTEN_APPLICATION, PAID_CHANNEL,
+    };
+    use tollgate::store::postgres::{config_of, PostgresStore};
     use tollgate::store::Store;
 
     use crate::support::chain::ONE_TOKEN;
@@ -1527,7 +1534,8 @@ mod postgres {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let expected: Vec<i32> = (1..=tollgate::store::sqlite::MIGRATIONS.len() as i32).collect();
+        let steps = tollgate::store::postgres::schema::STEPS.len() as i32;
+        let expected: Vec<i32> = (1..=steps).collect();
         assert_eq!(versions, expected);
         client
             .execute(
@@ -1543,6 +1551,100 @@ mod postgres {
             err.to_string().contains("newer than this tollgate"),
             "{err}"
         );
+    }
+
+    /// Notices on the paid-fact channel up to `marker`, which this sends on `client`
+    /// (notifications arrive in commit order, so all earlier commits' are in).
+    async fn notified_before(
+        listening: &mut Listening,
+        client: &tokio_postgres::Client,
+        marker: &str,
+    ) -> BTreeSet<[u8; 32]> {
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&PAID_CHANNEL, &marker])
+            .await
+            .expect("marker");
+        let mut got = BTreeSet::new();
+        loop {
+            let notice = tokio::time::timeout(Duration::from_secs(10), listening.next())
+                .await
+                .expect("a notification within 10 s");
+            match notice {
+                Notice::Changed(h) => {
+                    got.insert(h);
+                }
+                Notice::Unreadable(m) if m == marker => return got,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// Rules out: an instance of a fleet keeping a paid fact that another instance
+    /// took back (a reorg revert, a refund becoming final or undone) because the
+    /// change was not announced, announced without committing, or announced for the
+    /// wrong contract. The triggers notify exactly the contract hashes whose paid
+    /// fact changed, from the changing transaction.
+    #[tokio::test]
+    async fn changes_that_take_back_paid_facts_are_notified_on_commit() {
+        use super::checks::{basket, claim, due, hash, line, paid_basket, pay, CHAIN};
+        use tollgate::store::basket::BasketWrite;
+        let db = super::PgDatabase::new("paid_notify").await;
+        let store = PostgresStore::open(&db.url).await.expect("open");
+        let config = config_of(&db.url).unwrap();
+        let mut l = listen(&dedicated(&config, LISTEN_APPLICATION))
+            .await
+            .expect("listen");
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        let none = BTreeSet::new();
+
+        // Paid: nothing was cached that it takes back.
+        let p = paid_basket(&store, 1, &["x", "y"]).await;
+        assert_eq!(notified_before(&mut l, &client, "m1").await, none);
+        // A refund held by an open basket is not final: nothing changes.
+        store.create_basket(basket(2, 1000)).await.unwrap();
+        let b2 = format!("{:016x}", 2);
+        let w = store.put_line(&b2, 0, line("x", 1, Some(&p.id)), 20);
+        assert_eq!(w.await.unwrap(), BasketWrite::Done);
+        let q = claim(&store, due(50, Some(50), 100, 1, 1000)).await;
+        assert_eq!(
+            store.lock_basket(&b2, 1, "t", "url", 0).await.unwrap(),
+            BasketWrite::Done
+        );
+        store.set_basket_payment(&b2, &q.id).await.unwrap();
+        assert_eq!(notified_before(&mut l, &client, "m2").await, none);
+        // The refunding basket is paid: p's fact loses x.
+        pay(&store, &q, 50).await;
+        let p_only = BTreeSet::from([hash(1)]);
+        assert_eq!(notified_before(&mut l, &client, "m3").await, p_only);
+        // A change that rolls back is never announced.
+        client.batch_execute("BEGIN").await.unwrap();
+        let sql = "UPDATE payments SET state = 'new' WHERE id = $1";
+        client.execute(sql, &[&p.id]).await.unwrap();
+        client.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(notified_before(&mut l, &client, "m4").await, none);
+        // A reorg takes both payments back: p's and q's own facts, and p's again
+        // through q's refund.
+        store.revert_to(CHAIN, 9, 12, 200).await.unwrap();
+        let both = BTreeSet::from([hash(1), hash(50)]);
+        assert_eq!(notified_before(&mut l, &client, "m5").await, both);
+        // A checkout with nothing due is paid at once: linking it makes its refund final.
+        store.create_basket(basket(3, 1000)).await.unwrap();
+        let b3 = format!("{:016x}", 3);
+        let w = store.put_line(&b3, 0, line("y", 1, Some(&p.id)), 20);
+        assert_eq!(w.await.unwrap(), BasketWrite::Done);
+        store.lock_basket(&b3, 1, "t", "url", 0).await.unwrap();
+        let z = claim(&store, due(60, Some(60), 0, 1, 1000)).await;
+        assert_eq!(notified_before(&mut l, &client, "m6").await, none);
+        store.set_basket_payment(&b3, &z.id).await.unwrap();
+        assert_eq!(notified_before(&mut l, &client, "m7").await, p_only);
+        // A hold taken under a paid basket is final at once.
+        let sql =
+            "INSERT INTO refund_holds (payment_id, product_id, basket_id) VALUES ($1, 'w', $2)";
+        client.execute(sql, &[&p.id, &b3]).await.unwrap();
+        assert_eq!(notified_before(&mut l, &client, "m8").await, p_only);
     }
 
     /// End to end on a PostgreSQL store: the real tollgate binary with
@@ -1563,11 +1665,8 @@ access_ttl = \"30d\"
 path = \"/movies/*\"
 price = \"0.5\"
 ";
-        let config =
-            PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, rest).render();
-        let sqlite = "url = \"sqlite://tollgate.db\"";
-        assert!(config.contains(sqlite));
-        let config = config.replace(sqlite, &format!("url = \"{}\"", db.url));
+        let config = PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, rest)
+            .render_on(&db.url, "100ms");
         let dir = TempDir::new("pg-e2e");
         let tg = Tollgate::start_keyed(dir.path(), &config);
         let payer = Payer::new();
@@ -1619,11 +1718,7 @@ price = \"0.5\"
         let rest =
             "\n[payments]\nexpiry = \"30m\"\n[[route]]\npath = \"/movies/*\"\nprice = \"0.5\"\n";
         let config = PaymentsConfig::local(origin.addr, anvil.rpc_url(), CHAIN_ID, token, rest)
-            .render()
-            .replace(
-                "url = \"sqlite://tollgate.db\"",
-                &format!("url = \"{}\"", db.url),
-            );
+            .render_on(&db.url, "100ms");
         let (dir_a, dir_b) = (TempDir::new("pg-a"), TempDir::new("pg-b"));
         // Leadership transitions are logged at info.
         let env = [

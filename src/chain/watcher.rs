@@ -381,9 +381,16 @@ impl BackgroundService for Watcher {
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    let backoff = poll
-                        .saturating_mul(2u32.saturating_pow(failures.min(5)))
-                        .min(Duration::from_secs(60));
+                    // Only the leader backs off (its endpoints or the store fail).
+                    // An instance standing by, or whose lock connection failed, tries
+                    // the lock again after one poll interval: a fleet's takeover comes
+                    // within two poll intervals of the holder's death.
+                    let backoff = if self.leading.load(Ordering::Relaxed) == 2 {
+                        poll.saturating_mul(2u32.saturating_pow(failures.min(5)))
+                            .min(Duration::from_secs(60))
+                    } else {
+                        poll
+                    };
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "chain watcher tick failed");
                     backoff
                 }

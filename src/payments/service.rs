@@ -4,9 +4,12 @@
 //!
 //! The cache holds confirmed facts only (paid contract hashes with their scope and
 //! expiry), keyed by the full contract hash; everything else is read from the store.
+//! On a fleet (PostgreSQL) the facts another instance takes back reach this cache
+//! through [`crate::payments::listener`]; while it is not listening the cache is
+//! bypassed.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use moka::sync::Cache;
 
-use crate::config::{Config, Rate};
+use crate::config::{Config, Rate, StoreBackend};
 use crate::contract::Offer;
 use crate::keys::{mac, verify_mac, Keys};
 use crate::payments::state::PaymentState;
@@ -115,6 +118,10 @@ pub struct PaymentService {
     /// Bumped before every cache invalidation, so a reader that raced a reorg
     /// drops the stale fact it just cached.
     revision: AtomicU64,
+    /// True while the cache is neither read nor filled: on a fleet, until the
+    /// paid-fact listener listens (a change another instance commits meanwhile
+    /// would not reach the cache).
+    bypass: AtomicBool,
 }
 
 impl PaymentService {
@@ -137,6 +144,8 @@ impl PaymentService {
                 .build(),
             claim_rate: rate,
             revision: AtomicU64::new(0),
+            // Another instance may take a fact back: not before the listener listens.
+            bypass: AtomicBool::new(matches!(cfg.store.backend, StoreBackend::Postgres(_))),
         })
     }
 
@@ -284,39 +293,42 @@ impl PaymentService {
 
     /// Is the contract `hash` paid? Cache first, then the store (a paid answer is
     /// cached). `Err` means the store is unreachable: the caller fails closed.
+    /// While the cache is bypassed, the store alone answers.
     pub async fn paid_fact(&self, hash: &[u8; 32]) -> Result<Option<PaidFact>, StoreError> {
-        if let Some(f) = self.cache.get(hash) {
-            return Ok(Some(f));
-        }
         let before = self.revision.load(Ordering::SeqCst);
-        let Some(p) = self.store.payment_by_contract(hash).await? else {
-            // Not a contract: perhaps a Web Monetization unlock (never revoked).
-            return Ok(self.store.wm_unlock(hash).await?.map(|u| {
-                let fact = PaidFact {
-                    scope: u.scope,
-                    pid: u.id,
-                    paid_at: u.created_at,
-                    access_ttl_secs: u.access_ttl_secs,
-                    revoked: Vec::new(),
-                };
-                self.cache.insert(*hash, fact.clone());
-                fact
-            }));
-        };
-        let fact = self.fact_for(&p).await?;
-        if let Some(f) = &fact {
-            self.cache.insert(*hash, f.clone());
+        let cached = !self.bypass.load(Ordering::SeqCst);
+        if cached {
+            if let Some(f) = self.cache.get(hash) {
+                return Ok(Some(f));
+            }
         }
-        if fact.is_some() && self.revision.load(Ordering::SeqCst) != before {
-            // A reorg or a refund may have changed it after our read: drop what we
-            // cached and answer from a fresh read, uncached.
+        let fact = self.read_fact(hash).await?;
+        let (true, Some(f)) = (cached, &fact) else {
+            return Ok(fact);
+        };
+        self.cache.insert(*hash, f.clone());
+        if self.revision.load(Ordering::SeqCst) != before {
+            // A reorg, a refund or a lost listener may have changed it after our
+            // read: drop what we cached and answer from a fresh read, uncached.
             self.cache.invalidate(hash);
-            return match self.store.payment_by_contract(hash).await? {
-                Some(p) => self.fact_for(&p).await,
-                None => Ok(None),
-            };
+            return self.read_fact(hash).await;
         }
         Ok(fact)
+    }
+
+    /// The paid fact of `hash` in the store: a contract payment's, else a Web
+    /// Monetization unlock's (never revoked).
+    async fn read_fact(&self, hash: &[u8; 32]) -> Result<Option<PaidFact>, StoreError> {
+        if let Some(p) = self.store.payment_by_contract(hash).await? {
+            return self.fact_for(&p).await;
+        }
+        Ok(self.store.wm_unlock(hash).await?.map(|u| PaidFact {
+            scope: u.scope,
+            pid: u.id,
+            paid_at: u.created_at,
+            access_ttl_secs: u.access_ttl_secs,
+            revoked: Vec::new(),
+        }))
     }
 
     /// The payment for a contract hash (uncached: for "still confirming" answers).
@@ -385,16 +397,48 @@ impl PaymentService {
                     Err(e) => {
                         // Cannot tell which facts a refund changed: forget them all.
                         tracing::error!(error = %e, "store unavailable: emptying the paid cache");
-                        self.cache.invalidate_all();
+                        self.forget_all();
                     }
                 }
             }
-            self.revision.fetch_add(1, Ordering::SeqCst);
-            for h in &stale {
-                self.cache.invalidate(h);
-            }
+            self.forget(&stale);
             tracing::info!(payment = %p.id, from = c.from.as_str(), to = p.state.as_str(), received = %p.received.0, "payment state");
         }
+    }
+
+    /// Drops the cached facts of `hashes` (their payments changed, here or on
+    /// another instance of a fleet); a read racing this does not keep what it read.
+    pub fn forget(&self, hashes: &[[u8; 32]]) {
+        self.revision.fetch_add(1, Ordering::SeqCst);
+        for h in hashes {
+            self.cache.invalidate(h);
+        }
+    }
+
+    /// Drops every cached fact; a read racing this does not keep what it read.
+    pub fn forget_all(&self) {
+        self.revision.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    /// Empties the cache and stops using it (no hits, no inserts) until
+    /// [`Self::use_cache`]: the paid-fact listener lost its connection, so a
+    /// change another instance commits would not reach the cache.
+    pub fn bypass_cache(&self) {
+        self.bypass.store(true, Ordering::SeqCst);
+        self.forget_all();
+    }
+
+    /// Empties the cache again and uses it from now on: the paid-fact listener
+    /// listens (every change committed from now on reaches the cache).
+    pub fn use_cache(&self) {
+        self.forget_all();
+        self.bypass.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the cache is bypassed (see [`Self::bypass_cache`]).
+    pub fn cache_bypassed(&self) -> bool {
+        self.bypass.load(Ordering::SeqCst)
     }
 
     /// The receipt for a paid payment, or its state when it is not paid.
@@ -575,6 +619,76 @@ mod tests {
     fn cfg() -> Config {
         let text = "[server]\npublic_url = \"https://x.example\"\nupstream = \"127.0.0.1:1\"\n[secrets]\nreceipt_key_env = \"K\"\n";
         crate::config::parse(std::path::Path::new("t"), text, &|_| Some("00".repeat(32))).unwrap()
+    }
+
+    // Rules out: a fact forgotten (a fleet's notification) or bypassed (a fleet's
+    // listener lost) still being answered from the cache, and facts read while
+    // bypassed being cached.
+    #[tokio::test]
+    async fn forgotten_and_bypassed_facts_come_from_the_store() {
+        let path = std::env::temp_dir().join(format!(
+            "tollgate-service-unit-{}-{}.db",
+            std::process::id(),
+            line!()
+        ));
+        let store = Arc::new(crate::store::sqlite::SqliteStore::open(&path).unwrap());
+        let derive: Derive = Arc::new(|i| Ok(format!("0x{i:040x}")));
+        let svc = PaymentService::new(&cfg(), store, derive).await.unwrap();
+        const H: [u8; 32] = [9; 32];
+        let nothing_due = NewPayment {
+            id: "00000000000000a9".into(),
+            contract_hash: Some(H),
+            contract_token: None,
+            scope: Some("/x".into()),
+            amount: crate::amount::Amount(0),
+            required_confirmations: 1,
+            access_ttl_secs: 60,
+            created_at: 100,
+            expires_at: 200,
+            data: None,
+            postback_url: None,
+        };
+        let (p, _) = svc
+            .store
+            .claim(nothing_due, &|i| Ok(format!("0x{i:040x}")))
+            .await
+            .unwrap();
+        assert!(p.state.unlocks());
+        // Another instance's writes, behind this service's back.
+        let other = rusqlite::Connection::open(&path).unwrap();
+        let set = |state: &str| {
+            other
+                .execute("UPDATE payments SET state = ?1", [state])
+                .unwrap();
+        };
+        async fn paid(svc: &PaymentService) -> bool {
+            svc.paid_fact(&H).await.unwrap().is_some()
+        }
+        assert!(
+            !svc.cache_bypassed(),
+            "SQLite: one instance, the cache is used"
+        );
+        assert!(paid(&svc).await);
+        set("new");
+        assert!(paid(&svc).await, "cached");
+        svc.forget(&[H]);
+        assert!(!paid(&svc).await, "forgotten: read again");
+        set("paid");
+        assert!(paid(&svc).await);
+        svc.bypass_cache();
+        set("new");
+        assert!(!paid(&svc).await, "bypassed: the store answers");
+        set("paid");
+        assert!(paid(&svc).await);
+        set("new");
+        assert!(!paid(&svc).await, "bypassed: nothing was cached");
+        set("paid");
+        svc.use_cache();
+        assert!(paid(&svc).await);
+        set("new");
+        assert!(paid(&svc).await, "cached again");
+        drop(other);
+        let _ = std::fs::remove_file(&path);
     }
 
     // Rules out: an unreachable store being read as "not paid" or as "paid".

@@ -30,6 +30,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, IsolationLevel, NoTls, Row, Transaction};
 
 mod basket;
+pub mod listen;
 pub mod schema;
 mod wm;
 
@@ -60,6 +61,13 @@ pub fn pg(e: tokio_postgres::Error) -> StoreError {
         return StoreError::Conflict(e.to_string());
     }
     StoreError::Unavailable(e.to_string())
+}
+
+/// The connection settings of `url` (`postgres://user:password@host:port/db`); the
+/// error never repeats the URL (it may hold a password).
+pub fn config_of(url: &str) -> StoreResult<tokio_postgres::Config> {
+    url.parse()
+        .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL url: {e}")))
 }
 
 /// A `u64` as `BIGINT`: refused (never wrapped) above `i64::MAX`.
@@ -124,6 +132,9 @@ struct Leader {
 /// connection closes and PostgreSQL releases the lock for a standby to take.
 pub const LEAD_LOCK: i64 = 0x746f_6c6c_6761_7403;
 
+/// The `application_name` of the leadership connection.
+pub const LEAD_APPLICATION: &str = "tollgate-lead";
+
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore").finish_non_exhaustive()
@@ -134,9 +145,7 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/db`), applies every
     /// pending migration under the migration lock, and checks a pooled connection.
     pub async fn open(url: &str) -> StoreResult<PostgresStore> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL url: {e}")))?;
+        let config = config_of(url)?;
         schema::migrate(&config).await?;
         let manager = Manager::from_config(
             config.clone(),
@@ -620,7 +629,8 @@ impl Store for PostgresStore {
         let leader = match guard.as_mut() {
             Some(l) => l,
             None => {
-                let (client, connection) = self.config.connect(NoTls).await.map_err(pg)?;
+                let config = listen::dedicated(&self.config, LEAD_APPLICATION);
+                let (client, connection) = config.connect(NoTls).await.map_err(pg)?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });

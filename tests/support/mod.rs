@@ -369,7 +369,14 @@ impl<'a> PaymentsConfig<'a> {
         }
     }
 
+    /// The config on a SQLite store in the working directory, polling every 100 ms.
     pub fn render(&self) -> String {
+        self.render_on("sqlite://tollgate.db", "100ms")
+    }
+
+    /// The config on the store at `store_url` (a fleet's PostgreSQL URL), polling
+    /// the chain every `poll_interval`.
+    pub fn render_on(&self, store_url: &str, poll_interval: &str) -> String {
         let rpcs: String = self
             .dead_rpcs
             .iter()
@@ -384,7 +391,7 @@ upstream = "{origin}"
 threads = 2
 grace_period = "1s"
 [store]
-url = "sqlite://tollgate.db"
+url = "{store_url}"
 [secrets]
 receipt_key_env = "TOLLGATE_TEST_KEY"
 {secrets_extra}
@@ -393,7 +400,7 @@ rpc_urls = [{rpcs}"{rpc}"]
 chain_id = {chain_id}
 token = "{token}"
 confirmations = {confirmations}
-poll_interval = "100ms"
+poll_interval = "{poll_interval}"
 xpub = "{xpub}"
 {rest}
 "#,
@@ -408,6 +415,24 @@ xpub = "{xpub}"
             xpub = merchant_xpub(),
             rest = self.rest,
         )
+    }
+}
+
+/// A small deterministic random sequence (xorshift64) for tests that pick their
+/// kill points and instances "at random" but must replay the same way.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// True one time in `n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.next() % n == 0
     }
 }
 

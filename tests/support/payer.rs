@@ -2,8 +2,10 @@
 //! `http://tollgate.test` (URLs it hands out are mapped back to its real address):
 //! the 402, the claim, status polling, the receipt. Shared by every payment test.
 
+use alloy::primitives::{Address, B256};
 use serde_json::{json, Value};
 
+use super::chain::Anvil;
 use super::{eventually, Tollgate};
 
 /// The `public_url` every payment test configures.
@@ -104,4 +106,11 @@ impl Payer {
             .await
             .unwrap()
     }
+}
+
+/// The payer (dev account 1) transfers `amount` base units of `token` to the
+/// address of `claim`; returns the transaction hash (mined with automine on).
+pub async fn pay(anvil: &Anvil, token: Address, claim: &Value, amount: u128) -> B256 {
+    let to: Address = claim["address"].as_str().unwrap().parse().unwrap();
+    anvil.transfer(token, 1, to, amount).await
 }
