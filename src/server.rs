@@ -141,7 +141,7 @@ pub fn run(mut cfg: Config) -> ! {
         if let Some(sender) = Sender::new(app.clone(), payments.clone()) {
             server.add_service(background_service("postback sender", sender));
         }
-        if let Some(l) = PaidFactListener::for_store(&app.cfg.store.backend, payments.clone()) {
+        if let Some(l) = PaidFactListener::for_store(&app.cfg().store.backend, payments.clone()) {
             server.add_service(background_service("paid-fact listener", l));
         }
     }
