@@ -201,6 +201,16 @@ impl Gw {
     }
 
     async fn with(allow: &str, postback_allow: &str, extra: &str) -> Gw {
+        Self::with_gateway(allow, postback_allow, extra, "").await
+    }
+
+    /// With `gateway_extra` lines in `[gateway]`.
+    async fn with_gateway(
+        allow: &str,
+        postback_allow: &str,
+        extra: &str,
+        gateway_extra: &str,
+    ) -> Gw {
         let (anvil, token) = funded_chain(CHAIN_ID).await;
         let origin = Origin::start();
         let config = config(
@@ -210,6 +220,10 @@ impl Gw {
             allow,
             postback_allow,
             extra,
+        )
+        .replace(
+            "[gateway]\nlisten = \"127.0.0.1:0\"",
+            &format!("[gateway]\nlisten = \"127.0.0.1:0\"\n{gateway_extra}"),
         );
         let dir = TempDir::new("gw");
         let tg = Tollgate::start_in(dir.path(), &config, ENV);
@@ -559,6 +573,62 @@ async fn json_rpc_errors_use_standard_codes() {
     );
     let (s, v) = gw.rpc_raw(big.into_bytes()).await;
     assert_eq!((s, code(&v)), (413, -32600));
+}
+
+// Rules out: a shop's server (or whoever got onto the allowlist) creating payments
+// without bound: `[gateway] start_rate` per client, 429 with Retry-After.
+#[tokio::test]
+async fn start_payment_has_a_per_client_budget() {
+    let gw = Gw::with_gateway("\"127.0.0.1/32\"", "", "", "start_rate = \"2/min\"").await;
+    let call = |id: u32| json!({"jsonrpc": "2.0", "id": id, "method": "start_payment", "params": {"amount": "1"}});
+    for id in 0..2 {
+        let (s, v) = gw.rpc(call(id)).await;
+        assert_eq!(s, 200, "{v}");
+        assert!(v["result"]["address"].is_string(), "{v}");
+    }
+    let r = gw
+        .http
+        .post(gw.gateway("/"))
+        .json(&call(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32005, "{v}");
+    assert_eq!(v["id"], 3);
+    // In a batch: each start_payment is refused on its own; other answers stand.
+    let (s, v) = gw
+        .rpc(json!([call(4), {"jsonrpc": "2.0", "id": 5, "method": "nope"}]))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v[0]["error"]["code"], -32005, "{v}");
+    assert_eq!(v[1]["error"]["code"], -32601, "{v}");
+    // Nothing was written for the refused calls.
+    let listed = tollgate_addresses(&gw);
+    assert_eq!(listed, 2, "payments in the store");
+}
+
+/// How many payments `tollgate addresses --used` lists.
+fn tollgate_addresses(gw: &Gw) -> usize {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["addresses", "--used", "--config", "tollgate.toml"])
+        .current_dir(gw.dir.path())
+        .envs(ENV.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).lines().count() - 1
 }
 
 // Rules out: postback targets that reach internal services (SSRF).

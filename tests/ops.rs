@@ -91,6 +91,11 @@ fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
 
 /// A fresh 402 for `/movies/{n}` and `POST /pay` of it with `headers`: the status.
 async fn claim_with(tg: &Tollgate, n: usize, headers: &[(&str, &str)]) -> u16 {
+    claim_answer(tg, n, headers).await.0
+}
+
+/// As [`claim_with`]: the status and the `Retry-After` header, if any.
+async fn claim_answer(tg: &Tollgate, n: usize, headers: &[(&str, &str)]) -> (u16, Option<u64>) {
     let payer = Payer::new();
     let token = payer.contract(tg, &format!("/movies/{n}")).await;
     let mut req = payer
@@ -100,7 +105,12 @@ async fn claim_with(tg: &Tollgate, n: usize, headers: &[(&str, &str)]) -> u16 {
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req.send().await.unwrap().status().as_u16()
+    let r = req.send().await.unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (r.status().as_u16(), retry)
 }
 
 // Rules out: a client choosing its own address (for the per-IP budgets, for the
@@ -197,6 +207,15 @@ async fn forwarding_headers_from_a_trusted_proxy_are_honoured() {
         statuses.push(claim_with(&tg, i, &h[..]).await);
     }
     assert_eq!(statuses, [201, 201, 201, 201, 429]);
+    // Another address in the same IPv6 /64 is the same client: no fresh budget,
+    // and the refusal says when to come back.
+    let rotated = [("Forwarded", "for=\"[2001:db8::beef:1]\"")];
+    let (status, retry) = claim_answer(&tg, 7, &rotated).await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "{retry:?}");
+    // The next /64 is someone else.
+    let other = [("Forwarded", "for=\"[2001:db8:0:1::1]\"")];
+    assert_eq!(claim_with(&tg, 8, &other).await, 201);
     // With no forwarding header the balancer itself is the client: its own budget.
     assert_eq!(claim_with(&tg, 10, &[]).await, 201);
 }

@@ -151,8 +151,8 @@ async fn finish_checkout(app: &App, b: &Basket, caller: Caller<'_>) -> Result<Va
                 .claim(&app.cfg(), &app.keys, token, &proof, caller.ip, now)
                 .await
                 .map_err(|e| match e {
-                    ClaimError::RateLimited => {
-                        BasketError::new(429, "rate_limited", &e.to_string())
+                    ClaimError::RateLimited { retry_after } => {
+                        BasketError::rate_limited(&e.to_string(), retry_after)
                     }
                     ClaimError::Expired => charge_failed("the checkout's payment window passed"),
                     e => BasketError::store(e),

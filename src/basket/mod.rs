@@ -29,6 +29,8 @@ pub struct BasketError {
     pub code: &'static str,
     /// Human message.
     pub message: String,
+    /// For a 429: seconds until the client's budget is renewed (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl BasketError {
@@ -38,6 +40,15 @@ impl BasketError {
             status,
             code,
             message: message.to_string(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 `rate_limited`: the client's budget of new store records is spent.
+    pub fn rate_limited(message: &str, retry_after: u64) -> BasketError {
+        BasketError {
+            retry_after: Some(retry_after),
+            ..BasketError::new(429, "rate_limited", message)
         }
     }
 

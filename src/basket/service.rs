@@ -161,11 +161,10 @@ pub async fn create(
             }
         }
     }
-    if !svc.spend_write_budget(caller.ip) {
-        return Err(BasketError::new(
-            429,
-            "rate_limited",
+    if let Err(retry_after) = svc.spend_write_budget(caller.ip, now) {
+        return Err(BasketError::rate_limited(
             "too many new baskets and payments from this address; try again later",
+            retry_after,
         ));
     }
     let secret = B64.encode(random::<32>()?);

@@ -85,6 +85,13 @@ fn default_admin_allow() -> Vec<String> {
 pub struct GatewayFile {
     /// Gateway listener address.
     pub listen: String,
+    /// New payments (`start_payment`) per client IP (default "600/min").
+    #[serde(default = "default_start_rate")]
+    pub start_rate: String,
+}
+
+fn default_start_rate() -> String {
+    "600/min".into()
 }
 
 /// `[store]`.

@@ -128,6 +128,8 @@ pub struct Admin {
 pub struct Gateway {
     /// Listener address.
     pub listen: SocketAddr,
+    /// `start_payment` calls per client IP (IPv6: per /64) per window.
+    pub start_rate: Rate,
 }
 
 /// `[store]`.

@@ -14,7 +14,7 @@ use super::Config;
 /// was resolved) and `new` but need a restart; empty when `new` may replace it.
 pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
     let (a, b) = (running, new);
-    let checks: [(&'static str, bool); 24] = [
+    let checks: [(&'static str, bool); 25] = [
         ("server.listen", a.server.listen != b.server.listen),
         ("server.threads", a.server.threads != b.server.threads),
         (
@@ -36,6 +36,10 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
             matches!((&a.admin, &b.admin), (Some(x), Some(y)) if x.listen != y.listen),
         ),
         ("[gateway]", a.gateway.is_some() != b.gateway.is_some()),
+        (
+            "gateway.start_rate",
+            matches!((&a.gateway, &b.gateway), (Some(x), Some(y)) if x.start_rate != y.start_rate),
+        ),
         (
             "gateway.listen",
             matches!((&a.gateway, &b.gateway), (Some(x), Some(y)) if x.listen != y.listen),

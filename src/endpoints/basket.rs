@@ -21,7 +21,10 @@ fn reply(r: Result<serde_json::Value, BasketError>) -> Reply {
 fn error(e: BasketError) -> Reply {
     let r = Reply::error(e.status, e.code, &e.message);
     match e.status {
-        429 => r.with_header("Retry-After", "60".into()),
+        429 => r.with_header(
+            "Retry-After",
+            e.retry_after.unwrap_or(60).max(1).to_string(),
+        ),
         503 => r.with_header("Retry-After", "5".into()),
         _ => r,
     }

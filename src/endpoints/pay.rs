@@ -187,9 +187,9 @@ pub async fn claim(app: &App, req: &EndpointRequest<'_>) -> Reply {
             return problem(req, 410, "contract_expired", &e.to_string())
         }
         Err(e @ ClaimError::WrongChain) => return problem(req, 409, "wrong_chain", &e.to_string()),
-        Err(e @ ClaimError::RateLimited) => {
+        Err(e @ ClaimError::RateLimited { retry_after }) => {
             return problem(req, 429, "rate_limited", &e.to_string())
-                .with_header("Retry-After", "60".into())
+                .with_header("Retry-After", retry_after.max(1).to_string())
         }
         Err(ref e @ ClaimError::AlreadyClaimed { ref resource }) => {
             return already_claimed(app, req, &e.to_string(), resource)

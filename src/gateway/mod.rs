@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::endpoints;
+use crate::limits::budget::Budget;
 use crate::payments::service::PaymentService;
 use crate::reply::Reply;
 use rpc::{Parsed, RpcError};
@@ -43,15 +44,26 @@ pub struct GatewayApp {
     app: Arc<App>,
     payments: Arc<PaymentService>,
     listener: Listener,
+    /// `[gateway] start_rate` per client.
+    start_budget: Option<Budget>,
 }
 
 impl GatewayApp {
     /// An app for `listener`.
     pub fn new(app: Arc<App>, payments: Arc<PaymentService>, listener: Listener) -> GatewayApp {
+        let start_budget = match listener {
+            Listener::Gateway => app
+                .cfg()
+                .gateway
+                .as_ref()
+                .map(|g| Budget::new(g.start_rate)),
+            Listener::Admin => None,
+        };
         GatewayApp {
             app,
             payments,
             listener,
+            start_budget,
         }
     }
 
@@ -106,7 +118,7 @@ impl GatewayApp {
             .with_header("WWW-Authenticate", "Bearer".into());
         }
         match (&method, segs.as_slice()) {
-            (&Method::POST, [""]) => self.json_rpc(s).await,
+            (&Method::POST, [""]) => self.json_rpc(s, ip).await,
             (&Method::GET | &Method::HEAD, [pid, "status.json"]) if endpoints::is_pid(pid) => {
                 endpoints::pay::status(&self.app, pid).await
             }
@@ -128,7 +140,7 @@ impl GatewayApp {
         }
     }
 
-    async fn json_rpc(&self, s: &mut ServerSession) -> Reply {
+    async fn json_rpc(&self, s: &mut ServerSession, ip: Option<IpAddr>) -> Reply {
         let mut body = Vec::new();
         loop {
             match s.read_request_body().await {
@@ -148,37 +160,70 @@ impl GatewayApp {
                 Err(_) => return Reply::error(400, "bad_body", "could not read the request body"),
             }
         }
-        let out = match rpc::parse(&body) {
-            Parsed::Single(c) => self.answer(c).await,
+        // A spent budget: 429 for a single call, per-call errors in a batch; both
+        // with Retry-After.
+        let mut limited = None;
+        let (out, single) = match rpc::parse(&body) {
+            Parsed::Single(c) => (self.answer(c, ip, &mut limited).await, true),
             Parsed::Batch(calls) => {
                 let mut answers = Vec::new();
                 for c in calls {
-                    if let Some(a) = self.answer(c).await {
+                    if let Some(a) = self.answer(c, ip, &mut limited).await {
                         answers.push(a);
                     }
                 }
-                (!answers.is_empty()).then_some(Value::Array(answers))
+                (
+                    (!answers.is_empty()).then_some(Value::Array(answers)),
+                    false,
+                )
             }
         };
-        match out {
-            Some(v) => Reply::json(200, &v),
+        let status = if single && limited.is_some() {
+            429
+        } else {
+            200
+        };
+        let reply = match out {
+            Some(v) => Reply::json(status, &v),
             None => Reply {
                 status: 204,
                 headers: Vec::new(),
                 content_type: "application/json",
                 body: Bytes::new(),
             },
+        };
+        match limited {
+            Some(secs) => reply.with_header("Retry-After", secs.max(1).to_string()),
+            None => reply,
         }
     }
 
-    /// Answers one call; `None` for a notification.
-    async fn answer(&self, call: Result<rpc::Call, RpcError>) -> Option<Value> {
+    /// Answers one call; `None` for a notification. A call refused for a spent
+    /// budget sets `limited` to the seconds until it is renewed.
+    async fn answer(
+        &self,
+        call: Result<rpc::Call, RpcError>,
+        ip: Option<IpAddr>,
+        limited: &mut Option<u64>,
+    ) -> Option<Value> {
         let call = match call {
             Ok(c) => c,
             Err(e) => return Some(rpc::error(&e)),
         };
         let reply_id = call.id.clone().unwrap_or(Value::Null);
-        let outcome = if call.method == "start_payment" {
+        let budget = match (&self.start_budget, ip) {
+            (Some(b), Some(ip)) if call.method == "start_payment" => {
+                b.spend(ip, self.app.clock.now_secs())
+            }
+            _ => Ok(()),
+        };
+        let outcome = if let Err(secs) = budget {
+            *limited = Some(secs);
+            Err((
+                rpc::LIMIT_EXCEEDED,
+                format!("too many new payments from this address; retry after {secs} s"),
+            ))
+        } else if call.method == "start_payment" {
             self.start_payment(&call.params).await
         } else {
             Err((

@@ -19,6 +19,8 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// Server error (store unavailable).
 pub const SERVER_ERROR: i64 = -32000;
+/// A client's budget is spent (EIP-1474 "limit exceeded").
+pub const LIMIT_EXCEEDED: i64 = -32005;
 
 /// Most calls in one batch.
 pub const MAX_BATCH: usize = 32;

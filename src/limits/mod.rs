@@ -5,9 +5,12 @@
 //!   (431 over [`MAX_HEAD`]) and time (`header_timeout`), idle keep-alive
 //!   (`idle_timeout`), open connections (`max_connections`).
 //!
-//! Request bodies of tollgate's own endpoints are capped where they are read
-//! (413), and the per-client budgets of store writes live with the payments.
+//! * [`budget`]: per-client budgets of store writes (429 with `Retry-After`),
+//!   IPv6 counted per /64, in a table a flood cannot flush.
+//!
+//! Request bodies of tollgate's own endpoints are capped where they are read (413).
 
+pub mod budget;
 pub mod conn;
 pub mod head;
 

@@ -127,13 +127,13 @@ pub async fn verify(
         );
     };
     let wm_price = route.wm_price.clone().unwrap_or_default();
-    if !svc.spend_write_budget(ip) {
+    if let Err(retry_after) = svc.spend_write_budget(ip, app.clock.now_secs()) {
         return Reply::error(
             429,
             "rate_limited",
             "too many verifications; try again later",
         )
-        .with_header("Retry-After", "60".into());
+        .with_header("Retry-After", retry_after.max(1).to_string());
     }
     let wallet: WalletAddress = match op.wallet_address(&wm.wallet_address).await {
         Ok(w) => w,

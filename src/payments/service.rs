@@ -9,17 +9,17 @@
 //! bypassed.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use moka::sync::Cache;
 
-use crate::config::{Config, Rate, StoreBackend};
+use crate::config::{Config, StoreBackend};
 use crate::contract::Offer;
 use crate::keys::{mac, verify_mac, Keys};
+use crate::limits::budget::Budget;
 use crate::payments::state::PaymentState;
 use crate::receipt::{self, ReceiptClaims};
 use crate::store::{NewPayment, Payment, StateChange, Store, StoreError};
@@ -54,7 +54,10 @@ pub enum ClaimError {
     WrongChain,
     /// Too many new payments from this client.
     #[error("too many new payments from this address; try again later")]
-    RateLimited,
+    RateLimited {
+        /// Seconds until the client's budget is renewed.
+        retry_after: u64,
+    },
     /// Someone else claimed this contract first, and the request does not prove it is
     /// them (no matching claim token or claim cookie): buy your own at the offer.
     #[error("this contract was claimed by someone else; get your own offer")]
@@ -113,8 +116,7 @@ pub struct PaymentService {
     pub store: Arc<dyn Store>,
     derive: Derive,
     cache: Cache<[u8; 32], PaidFact>,
-    claims_by_ip: Cache<IpAddr, Arc<AtomicU32>>,
-    claim_rate: Rate,
+    write_budget: Budget,
     /// Bumped before every cache invalidation, so a reader that raced a reorg
     /// drops the stale fact it just cached.
     revision: AtomicU64,
@@ -131,18 +133,13 @@ impl PaymentService {
         store: Arc<dyn Store>,
         derive: Derive,
     ) -> Result<PaymentService, StoreError> {
-        let rate = cfg.payments.claim_rate;
         Ok(PaymentService {
             store,
             derive,
             cache: Cache::builder()
                 .max_capacity(cfg.store.cache_capacity)
                 .build(),
-            claims_by_ip: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(rate.per_secs))
-                .build(),
-            claim_rate: rate,
+            write_budget: Budget::new(cfg.payments.claim_rate),
             revision: AtomicU64::new(0),
             // Another instance may take a fact back: not before the listener listens.
             bypass: AtomicBool::new(matches!(cfg.store.backend, StoreBackend::Postgres(_))),
@@ -171,14 +168,13 @@ impl PaymentService {
     }
 
     /// Spends one unit of the client's budget of new store records (claims, new
-    /// baskets: `[payments] claim_rate` per IP); false when it is used up.
-    pub fn spend_write_budget(&self, ip: Option<IpAddr>) -> bool {
-        let Some(ip) = ip else { return true };
-        let n = self
-            .claims_by_ip
-            .get_with(ip, || Arc::new(AtomicU32::new(0)))
-            .fetch_add(1, Ordering::Relaxed);
-        n < self.claim_rate.count
+    /// baskets, Web Monetization verifications: `[payments] claim_rate` per IPv4
+    /// address or IPv6 /64, [`Budget`]); `Err(seconds)` to wait when it is used up.
+    pub fn spend_write_budget(&self, ip: Option<IpAddr>, now: u64) -> Result<(), u64> {
+        match ip {
+            Some(ip) => self.write_budget.spend(ip, now),
+            None => Ok(()),
+        }
     }
 
     /// Claims the contract in `token` for a client at `ip` (SPEC `POST /pay`).
@@ -224,8 +220,8 @@ impl PaymentService {
         if offer.expired(now) {
             return Err(ClaimError::Expired);
         }
-        if !self.spend_write_budget(ip) {
-            return Err(ClaimError::RateLimited);
+        if let Err(retry_after) = self.spend_write_budget(ip, now) {
+            return Err(ClaimError::RateLimited { retry_after });
         }
         let new = NewPayment {
             id: pid.clone(),
