@@ -271,7 +271,7 @@ async fn reevaluate(
     now: u64,
     mut touched: BTreeSet<String>,
 ) -> StoreResult<Vec<StateChange>> {
-    let open = query(tx, sql::OPEN_PAYMENTS, &[]).await?;
+    let open = query(tx, sql::OPEN_PAYMENTS, &[&n(now)?]).await?;
     touched.extend(rows(open, |r| r.text(0))?);
     touched.extend(paid_above(tx, chain_id, head.saturating_sub(REEVALUATE_WINDOW)).await?);
     let mut payments = Vec::with_capacity(touched.len());

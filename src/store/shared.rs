@@ -412,8 +412,15 @@ pub(crate) mod sql {
     pub(crate) const PAYMENT_BY_ADDRESS: &str = "SELECT id FROM payments WHERE address_lc = $1";
 
     /// The payments that are still open.
-    pub(crate) const OPEN_PAYMENTS: &str =
-        "SELECT id FROM payments WHERE state IN ('new', 'seen', 'confirming')";
+    ///
+    /// Unpaid claims cost nothing here until they expire: a `new` payment (nothing
+    /// received) can only change when a transfer to it is scanned (then it is
+    /// re-evaluated as touched) or when it expires, so only those whose
+    /// `expires_at` (`<= $1`, now) has come are read, a range of the
+    /// `(state, expires_at)` index. A
+    /// flood of claims does not grow what every tick reads.
+    pub(crate) const OPEN_PAYMENTS: &str = "SELECT id FROM payments \
+         WHERE state IN ('seen', 'confirming') OR (state = 'new' AND expires_at <= $1)";
 
     /// The payments with a transfer on chain `$1` above block `$2`.
     pub(crate) const PAID_ABOVE: &str =

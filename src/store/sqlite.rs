@@ -271,7 +271,10 @@ fn reevaluate(
 ) -> StoreResult<Vec<StateChange>> {
     {
         let mut open = c.prepare_cached(sql::OPEN_PAYMENTS).db()?;
-        for id in open.query_map([], |r| r.get::<_, String>(0)).db()? {
+        for id in open
+            .query_map(params![U64(now)], |r| r.get::<_, String>(0))
+            .db()?
+        {
             touched.insert(id.db()?);
         }
         let mut recent = c.prepare_cached(sql::PAID_ABOVE).db()?;

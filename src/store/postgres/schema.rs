@@ -30,6 +30,7 @@ pub const STEPS: &[Step] = &[
     Step::Shared(2),
     Step::Shared(3),
     Step::Own(PAID_NOTIFY),
+    Step::Shared(4),
 ];
 
 /// Version 5: every change that takes back (or alters) a paid fact notifies

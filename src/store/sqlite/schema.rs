@@ -148,6 +148,12 @@ pub const MIGRATIONS: &[&str] = &[
         access_ttl_secs INTEGER NOT NULL
     );
     "#,
+    // 5: the watcher's tick reads unpaid claims only once they expire
+    // (`OPEN_PAYMENTS`): a range of this index, never every claim.
+    r#"
+    CREATE INDEX payments_by_state_expiry ON payments (state, expires_at);
+    DROP INDEX payments_by_state;
+    "#,
 ];
 
 /// Applies every migration newer than the database's `user_version`.

@@ -86,3 +86,28 @@ fn corrupt_amounts_are_errors_not_panics() {
     .unwrap();
     assert!(payment_by_id(&conn, "p").is_err());
 }
+
+// Rules out: a flood of unpaid claims growing what every watcher tick reads. The
+// tick's selection reads `new` payments only through the partial index on their
+// expiry (never a scan of every claim), and `seen`/`confirming` ones by state.
+#[test]
+fn the_ticks_selection_never_scans_unpaid_claims() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let conn = store.conn.lock().unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", sql::OPEN_PAYMENTS))
+        .unwrap()
+        .query_map(params![U64(0)], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("payments_by_state_expiry (state=? AND expires_at<?)")),
+        "{plan:?}"
+    );
+    assert!(
+        plan.iter().all(|p| !p.starts_with("SCAN payments")),
+        "{plan:?}"
+    );
+}
