@@ -198,6 +198,8 @@ price = "0.5"
         ("receipt MAC", receipt_mac.as_str()),
         ("admin token", ADMIN_TOKEN),
         ("claim token", claim_token.as_str()),
+        ("receipt key", TEST_KEY),
+        ("postback key", POSTBACK_KEY),
     ];
     // What tollgate logged, at debug level, across all of it.
     drop(tg);

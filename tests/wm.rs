@@ -14,7 +14,7 @@ mod support;
 use serde_json::{json, Value};
 use support::op_server::{OpServer, TestCa};
 use support::origin::Origin;
-use support::{funded_chain, PaymentsConfig, TempDir, Tollgate};
+use support::{funded_chain, PaymentsConfig, TempDir, Tollgate, TEST_KEY};
 
 struct Site {
     op: OpServer,
@@ -31,6 +31,11 @@ impl Site {
     /// Monetization into `op`'s alice (USD, scale 2); `wm` replaces the default
     /// `[web_monetization]` section.
     async fn new(op: OpServer, wm: Option<String>) -> Site {
+        Self::logged(op, wm, "warn").await
+    }
+
+    /// As [`Site::new`], with tollgate logging at `level` (`RUST_LOG`).
+    async fn logged(op: OpServer, wm: Option<String>, level: &str) -> Site {
         let (anvil, token) = funded_chain(31337).await;
         let origin = Origin::start();
         let wm = wm.unwrap_or_else(|| op.wm_config("alice"));
@@ -40,7 +45,11 @@ impl Site {
         let config =
             PaymentsConfig::local(origin.addr, anvil.rpc_url(), 31337, token, &rest).render();
         let dir = TempDir::new("wm");
-        let tg = Tollgate::start_keyed(dir.path(), &config);
+        let tg = Tollgate::start_in(
+            dir.path(),
+            &config,
+            &[("TOLLGATE_TEST_KEY", TEST_KEY), ("RUST_LOG", level)],
+        );
         Site {
             op,
             _anvil: anvil,
@@ -145,6 +154,38 @@ async fn received_money_unlocks_once_per_unit() {
     // Backed by the store: a restart still honours it.
     site.restart();
     assert_eq!(site.get("/articles/a", &receipt).await, 200);
+}
+
+// Rules out: tollgate's Open Payments key or a grant token (access or continue)
+// reaching its log, at debug level, through a verification, a token renewal and
+// refusals; and the receipt it minted being logged.
+#[tokio::test]
+async fn op_keys_and_grant_tokens_never_reach_the_log() {
+    let site = Site::logged(OpServer::start(None), None, "debug").await;
+    let url = site.op.create_incoming("alice", "9").await;
+    let (s, v) = site.verify(&url).await;
+    assert_eq!(s, 200, "{v}");
+    let receipt = v["receipt"].as_str().unwrap().to_string();
+    // A renewal (the token expires), a refusal, a broken signature.
+    site.op.expire_tokens().await;
+    site.op.set_received(&url, "20").await;
+    assert_eq!(site.verify(&url).await.0, 200);
+    site.op.break_signatures().await;
+    let other = site.op.create_incoming("alice", "9").await;
+    assert_eq!(site.verify(&other).await.0, 503);
+    site.op.mend_signatures().await;
+    let tokens = site.op.issued_tokens().await;
+    assert!(tokens.len() >= 4, "{tokens:?}");
+    let pem = std::fs::read_to_string(site.op.client_key_pem_path()).unwrap();
+    let key_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let log = site.tg.stderr();
+    assert!(log.contains("DEBUG"), "not a debug log");
+    for t in &tokens {
+        assert!(!log.contains(t.as_str()), "grant token {t} in the log");
+    }
+    assert!(!log.contains(&key_b64), "the client key is in the log");
+    assert!(!log.contains(&receipt), "the receipt is in the log");
+    assert!(!log.contains(TEST_KEY), "the receipt key is in the log");
 }
 
 // Rules out: tollgate reading (or crediting) a URL the visitor chose on another

@@ -40,6 +40,7 @@
 //   POST /_control/token-ttl {seconds}           -> 200 {seconds}
 //   GET  /_control/violations                    -> 200 [{method, url, why}]
 //   GET  /_control/counters                      -> 200 {grants, ...}
+//   GET  /_control/tokens                        -> 200 [every access and continue token issued]
 //   POST /_control/shutdown                      -> 200 {ok: true}, then exits
 
 import crypto from 'node:crypto';
@@ -112,6 +113,9 @@ const counters = {
 };
 /** token value -> {id, client, access, expiresAt (ms)} */
 const tokens = new Map();
+// Every token value handed out (access and continue), for tests that look for them
+// where they must not be (tollgate's log).
+const issued = [];
 /** id -> incoming payment (the full, authenticated view) */
 const incoming = new Map();
 let brokenSignatures = false;
@@ -359,9 +363,11 @@ async function grant(req, res) {
   const value = crypto.randomBytes(20).toString('hex').toUpperCase();
   tokens.set(value, { id, client, jwks: client ? null : jwks, access, expiresAt: Date.now() + tokenTtl * 1000 });
   counters.grants += 1;
+  const continueToken = crypto.randomBytes(20).toString('hex').toUpperCase();
+  issued.push(value, continueToken);
   const answer = {
     access_token: { value, manage: `${base}/auth/token/${id}`, expires_in: tokenTtl, access },
-    continue: { access_token: { value: crypto.randomBytes(20).toString('hex').toUpperCase() }, uri: `${base}/auth/continue/${id}` },
+    continue: { access_token: { value: continueToken }, uri: `${base}/auth/continue/${id}` },
   };
   send(res, 200, checked(V.grantRes, 200, answer, 'grant'));
 }
@@ -488,6 +494,9 @@ async function control(req, res, what) {
       return;
     case 'GET violations':
       send(res, 200, violations);
+      return;
+    case 'GET tokens':
+      send(res, 200, issued);
       return;
     case 'GET counters':
       send(res, 200, { ...counters, tokens_issued: tokens.size, incoming_payments: incoming.size, broken_signatures: brokenSignatures, delay_ms: delayMs, token_ttl: tokenTtl });

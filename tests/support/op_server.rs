@@ -367,6 +367,12 @@ impl OpServer {
         );
     }
 
+    /// Every access and continue token the server issued.
+    pub async fn issued_tokens(&self) -> Vec<String> {
+        let v = self.control(reqwest::Method::GET, "tokens", None).await;
+        serde_json::from_value(v).unwrap()
+    }
+
     /// The counters: `grants`, `grants_refused`, `incoming_reads_auth`,
     /// `incoming_reads_public`, `unauthorized`, `expired_token_refusals`,
     /// `forced_signature_refusals`, `wallet_reads`, `jwks_reads`, `not_found`, …
