@@ -10,9 +10,14 @@
 //!    the same connections and script for: the free path; one receipt repeated (moka
 //!    cache hit); all N receipts rotated (control: still cache hits); all N rotated on
 //!    a second tollgate over a copy of the same store with `cache_capacity = 1`
-//!    (nearly every replay reads SQLite). Interleaved rounds, medians, per-round
-//!    ratios, and each process's CPU time per request. Plus the receipt check alone,
-//!    in-process.
+//!    (nearly every replay reads SQLite). The same on PostgreSQL, in the same
+//!    interleaved rounds: a tollgate with `[store] url = "postgres://…"` on a
+//!    throwaway cluster (`tests/support/postgres.rs`), N payments of its own, one
+//!    receipt repeated on it (`pg-hit`), and all N rotated on a second tollgate on the
+//!    same database with `cache_capacity = 1` (`pg-miss`: a fleet instance that has
+//!    not seen those receipts, so every replay reads PostgreSQL). Interleaved rounds,
+//!    medians, per-round ratios, and each process's CPU time per request (PostgreSQL's
+//!    too: the postmaster and its backends). Plus the receipt check alone, in-process.
 //! 2. **Confirmation latency**: `anvil_mine` returns → status.json says `paid`
 //!    (confirmations = 1, `poll_interval = 200ms`), polled every 3 ms.
 //! 3. **Chain scan**: ≥ 50k token Transfer logs (airdrops, some to tollgate's own
@@ -29,14 +34,20 @@
 //! (0 = none), `BENCH_PAY_ROUNDS` [5], `BENCH_PAY_PAYMENTS` [500],
 //! `BENCH_PAY_CONFIRMS` [20], `BENCH_PAY_LOGS` [60000], `BENCH_PAY_ONLY` (comma list
 //! of replay, latency, scan, rss), `BENCH_PAY_ROWS` (replay rows: comma list of free,
-//! hit, rotate, miss, and the diagnostic free-auth), and, as in `benches/load.sh`,
+//! hit, rotate, miss, pg-hit, pg-miss, and the diagnostic free-auth), `BENCH_PAY_PG`
+//! (`0` skips the PostgreSQL rows; they are skipped with a note anyway when no
+//! PostgreSQL server binaries are installed), and, as in `benches/load.sh`,
 //! `BENCH_CONNECTIONS` [64], `BENCH_WRK_THREADS` [2], `BENCH_THREADS` [2].
 //!
 //! Everything listens on 127.0.0.1 with ephemeral ports; every process started here
-//! is stopped by pid when its guard drops (also on panic and on Ctrl-C).
+//! is stopped by pid when its guard drops (also on panic and on Ctrl-C); the
+//! PostgreSQL cluster is stopped (`pg_ctl stop -m immediate`) and removed when its
+//! last database handle drops.
 
 #[path = "../tests/support/chain.rs"]
 mod chain;
+#[path = "../tests/support/postgres.rs"]
+mod postgres;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -55,6 +66,7 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use chain::{Anvil, DEV_MNEMONIC, ONE_TOKEN};
+use postgres::PgDatabase;
 
 const CHAIN_ID: u64 = 31337;
 /// The receipt root key of every tollgate started here (a throwaway).
@@ -83,6 +95,8 @@ struct Settings {
     threads: usize,
     only: Option<HashSet<String>>,
     rows: Option<HashSet<String>>,
+    /// `BENCH_PAY_PG`: false skips the PostgreSQL rows.
+    pg: bool,
     clk_tck: f64,
 }
 
@@ -130,12 +144,73 @@ impl Settings {
                 .ok()
                 .filter(|v| !v.trim().is_empty())
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+            pg: match std::env::var("BENCH_PAY_PG").as_deref().map(str::trim) {
+                Err(_) | Ok("" | "1" | "on" | "yes") => true,
+                Ok("0" | "off" | "no") => false,
+                Ok(v) => {
+                    eprintln!("payments bench: BENCH_PAY_PG must be 0 or 1 (got {v:?})");
+                    std::process::exit(2);
+                }
+            },
         }
     }
 
     fn wants(&self, section: &str) -> bool {
         self.only.as_ref().is_none_or(|s| s.contains(section))
     }
+
+    /// Is replay row `name` measured? All but the diagnostic rows, unless
+    /// `BENCH_PAY_ROWS` names them.
+    fn wants_row(&self, name: &str) -> bool {
+        match &self.rows {
+            Some(r) => r.contains(name),
+            None => name != "free-auth",
+        }
+    }
+
+    /// Are the PostgreSQL replay rows measured? `Err` says why not.
+    fn wants_pg(&self) -> Result<(), String> {
+        if !self.wants_row("pg-hit") && !self.wants_row("pg-miss") {
+            return Err("BENCH_PAY_ROWS names no pg row".into());
+        }
+        if !self.pg {
+            return Err("BENCH_PAY_PG=0".into());
+        }
+        pg_missing().map_or(Ok(()), Err)
+    }
+}
+
+/// Why the throwaway PostgreSQL cluster of `tests/support/postgres.rs` cannot start
+/// here, checked before it is asked to (it panics instead): no server binaries
+/// (`initdb` under Debian's `/usr/lib/postgresql/*/bin`), or, as root, no `postgres`
+/// user or `runuser` to run them as.
+fn pg_missing() -> Option<String> {
+    let installed = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().any(|e| e.path().join("bin/initdb").is_file()))
+        .unwrap_or(false);
+    if !installed {
+        return Some(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb; \
+             scripts/install-test-deps installs it)"
+                .into(),
+        );
+    }
+    let ok = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root && !(ok("id", &["-u", "postgres"]) && ok("runuser", &["--version"])) {
+        return Some("running as root without a postgres user or runuser to run initdb as".into());
+    }
+    None
 }
 
 // ---------------------------------------------------------------- processes
@@ -369,12 +444,15 @@ impl Tg {
 
 // ---------------------------------------------------------------- config
 
-/// The merchant's account xpub: m/44'/60'/1'/0 of the dev mnemonic (as the tests).
-fn merchant_xpub() -> String {
+/// A merchant account xpub: m/44'/60'/ACCOUNT'/0 of the dev mnemonic (the tests use
+/// account 1).
+fn merchant_xpub(account: u32) -> String {
     let m: Mnemonic<English> = Mnemonic::new_from_phrase(DEV_MNEMONIC).expect("mnemonic");
     let root = XPriv::root_from_seed(&m.to_seed(None).expect("seed"), Some(Hint::Legacy))
         .expect("root key");
-    let account = root.derive_path("m/44'/60'/1'/0").expect("derive");
+    let account = root
+        .derive_path(format!("m/44'/60'/{account}'/0").as_str())
+        .expect("derive");
     MainnetEncoder::xpub_to_base58(&account.verify_key()).expect("xpub")
 }
 
@@ -384,14 +462,28 @@ struct World {
     rpc: String,
     token: Address,
     xpub: String,
+    /// The PostgreSQL tollgates' merchant account (another account than `xpub`'s):
+    /// two stores deriving from one xpub would hand out the same addresses.
+    pg_xpub: String,
     threads: usize,
 }
 
 impl World {
+    /// The config of a tollgate on its SQLite store (`tollgate.db` in its directory).
     fn config(&self, cache_capacity: Option<u64>) -> String {
+        self.config_for("sqlite://tollgate.db", &self.xpub, cache_capacity)
+    }
+
+    /// The same config on the PostgreSQL database `url`: only `[store] url` and
+    /// the merchant account differ.
+    fn pg_config(&self, url: &str, cache_capacity: Option<u64>) -> String {
+        self.config_for(url, &self.pg_xpub, cache_capacity)
+    }
+
+    fn config_for(&self, url: &str, xpub: &str, cache_capacity: Option<u64>) -> String {
         let store = match cache_capacity {
-            Some(n) => format!("url = \"sqlite://tollgate.db\"\ncache_capacity = {n}"),
-            None => "url = \"sqlite://tollgate.db\"".to_string(),
+            Some(n) => format!("url = \"{url}\"\ncache_capacity = {n}"),
+            None => format!("url = \"{url}\""),
         };
         format!(
             r#"
@@ -426,7 +518,6 @@ summary = "Movie {{path}}"
             threads = self.threads,
             rpc = self.rpc,
             token = self.token,
-            xpub = self.xpub,
         )
     }
 }
@@ -591,8 +682,9 @@ struct WrkRun {
     p99_ms: f64,
     requests: u64,
     bad: u64,
-    /// CPU time per request (µs) of tollgate, the origin and wrk itself.
-    cpu_us: [f64; 3],
+    /// CPU time per request (µs) of tollgate, the origin, wrk itself and PostgreSQL
+    /// (the postmaster and all its children; NaN when no cluster runs).
+    cpu_us: [f64; 4],
     /// Context switches of all tollgate threads per request.
     switches: f64,
 }
@@ -627,6 +719,52 @@ fn cpu_ticks(pid: &str, children: bool) -> u64 {
         .collect();
     let (a, b) = if children { (13, 14) } else { (11, 12) };
     f.get(a).copied().unwrap_or(0) + f.get(b).copied().unwrap_or(0)
+}
+
+/// The CPU clock ticks of the PostgreSQL server whose postmaster is `postmaster`:
+/// its own and those of every process whose parent it is (backends, checkpointer,
+/// walwriter, autovacuum, …). Backends are the pool's long-lived connections, so
+/// the difference across a run is the server's work for it.
+fn pg_ticks(postmaster: u32) -> u64 {
+    let mut total = cpu_ticks(&postmaster.to_string(), false);
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return total;
+    };
+    for e in procs.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // Field 4 (ppid) is the second after the command name.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(postmaster) {
+            total += cpu_ticks(pid, false);
+        }
+    }
+    total
+}
+
+/// The pid of the postmaster listening on `port`, from its command line
+/// (`postgres -D DATA -p PORT …`, as `tests/support/postgres.rs` starts it).
+fn postmaster_pid(port: u16) -> Option<u32> {
+    let port = port.to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_postgres = args.first()?.ends_with(b"/postgres") || args[0] == b"postgres";
+        let on_port = args
+            .windows(2)
+            .any(|w| w[0] == b"-p" && w[1] == port.as_bytes());
+        (is_postgres && on_port).then_some(pid)
+    })
 }
 
 fn clock_ticks_per_sec() -> f64 {
@@ -683,8 +821,16 @@ fn parse_wrk(out: &str) -> Option<WrkRun> {
 }
 
 /// One wrk run of `secs` seconds against `base` with the request lines in `lines`.
-/// `pids` = [tollgate, origin]: their CPU time is sampled around the run.
-async fn wrk(s: &Settings, base: &str, lines: &Path, secs: u64, pids: [u32; 2]) -> WrkRun {
+/// `pids` = [tollgate, origin]: their CPU time is sampled around the run, and that
+/// of the PostgreSQL server of postmaster `pg` when one runs.
+async fn wrk(
+    s: &Settings,
+    base: &str,
+    lines: &Path,
+    secs: u64,
+    pids: [u32; 2],
+    pg: Option<u32>,
+) -> WrkRun {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/payments.lua");
     let mut cmd = Command::new("wrk");
     cmd.arg(format!("-t{}", s.wrk_threads))
@@ -701,6 +847,7 @@ async fn wrk(s: &Settings, base: &str, lines: &Path, secs: u64, pids: [u32; 2]) 
             cpu_ticks(&pids[0].to_string(), false),
             cpu_ticks(&pids[1].to_string(), false),
             cpu_ticks("self", true), // wrk, once reaped
+            pg.map_or(0, pg_ticks),
         ]
     };
     let before = ticks();
@@ -718,9 +865,12 @@ async fn wrk(s: &Settings, base: &str, lines: &Path, secs: u64, pids: [u32; 2]) 
         String::from_utf8_lossy(&out.stderr)
     );
     let mut r = parse_wrk(&text).unwrap_or_else(|| panic!("cannot parse wrk output:\n{text}"));
-    for i in 0..3 {
+    for i in 0..4 {
         let secs = after[i].saturating_sub(before[i]) as f64 / s.clk_tck;
         r.cpu_us[i] = secs * 1e6 / r.requests.max(1) as f64;
+    }
+    if pg.is_none() {
+        r.cpu_us[3] = f64::NAN;
     }
     r.switches = switches as f64 / r.requests.max(1) as f64;
     r
@@ -794,6 +944,10 @@ fn log(msg: &str) {
 struct ReplayResult {
     rows: Vec<(String, Vec<WrkRun>)>,
     startup: Duration,
+    /// The PostgreSQL tollgates' startup, when they ran.
+    pg_startup: Option<Duration>,
+    /// Why the PostgreSQL rows were not measured.
+    pg_skipped: Option<String>,
     /// In-process cost of the receipt check alone, µs per request.
     check_us: f64,
 }
@@ -866,6 +1020,57 @@ fn receipt_check_us(paid: &[(String, Value, String)]) -> f64 {
     median(&batches)
 }
 
+/// The PostgreSQL side of the replay section: a database on a throwaway cluster
+/// and the tollgate the payments were made through. Fields drop in order: the
+/// tollgate stops before its database is dropped.
+struct PgSide {
+    tg: Tg,
+    /// (path, claim, receipt) of the payments made through `tg`.
+    paid: Vec<(String, Value, String)>,
+    /// The postmaster, whose CPU time (with its backends') is sampled around runs.
+    postmaster: Option<u32>,
+    _dir: TempDir,
+    db: PgDatabase,
+}
+
+/// Starts a throwaway PostgreSQL cluster (`tests/support/postgres.rs`, as the tests
+/// do), a database on it and a tollgate on that database, and pays for `paths`
+/// through that tollgate's HTTP API, as for the SQLite store.
+async fn pg_setup(world: &World, anvil: &Anvil, token: Address, paths: Vec<String>) -> PgSide {
+    log("starting a throwaway PostgreSQL cluster (tests/support/postgres.rs)");
+    let db = PgDatabase::new("paybench").await;
+    let port: Option<u16> = db
+        .url
+        .rsplit_once(':')
+        .and_then(|(_, r)| r.split('/').next()?.parse().ok());
+    let postmaster = port.and_then(postmaster_pid);
+    log(&format!(
+        "PostgreSQL database {} (postmaster pid {postmaster:?})",
+        db.url
+    ));
+    let dir = TempDir::new("pg");
+    let tg = Tg::start(dir.path(), &world.pg_config(&db.url, None), "pg");
+    let api = Api::new(tg.base());
+    log(&format!(
+        "making {} payments through the PostgreSQL tollgate's HTTP API",
+        paths.len()
+    ));
+    let t = Instant::now();
+    let paid = pay_all(&api, anvil, token, paths).await;
+    log(&format!(
+        "{} payments paid on PostgreSQL, receipts in hand ({:.1} s)",
+        paid.len(),
+        t.elapsed().as_secs_f64()
+    ));
+    PgSide {
+        tg,
+        paid,
+        postmaster,
+        _dir: dir,
+        db,
+    }
+}
+
 async fn bench_replay(
     s: &Settings,
     world: &World,
@@ -873,6 +1078,7 @@ async fn bench_replay(
     tg_dir: &Path,
     tg: &Tg,
     paid: &[(String, Value, String)],
+    pg: Result<&PgSide, String>,
 ) -> ReplayResult {
     // The miss tollgate: a copy of the same store (so every receipt is valid there),
     // with a one-entry cache.
@@ -885,6 +1091,17 @@ async fn bench_replay(
             .expect("VACUUM INTO");
     }
     let mut miss_tg = Tg::start(miss_dir.path(), &world.config(Some(1)), "miss");
+    // The PostgreSQL miss tollgate: a second instance on the same database (no copy:
+    // that is what a fleet shares) with a one-entry cache.
+    let pg_miss_dir = TempDir::new("pg-miss");
+    let mut pg_miss_tg = pg.as_ref().ok().map(|pg| {
+        Tg::start(
+            pg_miss_dir.path(),
+            &world.pg_config(&pg.db.url, Some(1)),
+            "pg-miss",
+        )
+    });
+    let pg_pid = pg.as_ref().ok().and_then(|pg| pg.postmaster);
 
     // Sanity: every receipt opens its path on both, the free path is free.
     let hit_api = Api::new(tg.base());
@@ -895,6 +1112,19 @@ async fn bench_replay(
         assert_eq!(hit_api.get_status(path, None).await, 402);
     }
     assert_eq!(hit_api.get_status("/free/x", None).await, 200);
+    if let (Ok(pg), Some(pg_miss_tg)) = (&pg, &pg_miss_tg) {
+        // The same on PostgreSQL; and a SQLite store's receipt opens nothing there
+        // (so the PostgreSQL rows do read PostgreSQL).
+        let pg_api = Api::new(pg.tg.base());
+        let pg_miss_api = Api::new(pg_miss_tg.base());
+        for (path, _, receipt) in pg.paid.iter().take(5) {
+            assert_eq!(pg_api.get_status(path, Some(receipt)).await, 200);
+            assert_eq!(pg_miss_api.get_status(path, Some(receipt)).await, 200);
+            assert_eq!(pg_api.get_status(path, None).await, 402);
+        }
+        assert_eq!(pg_api.get_status(&paid[0].0, Some(&paid[0].2)).await, 402);
+        assert_eq!(pg_miss_api.get_status("/free/x", None).await, 200);
+    }
 
     let free_lines = work.join("free.txt");
     std::fs::write(&free_lines, "/free/x\n").unwrap();
@@ -905,29 +1135,49 @@ async fn bench_replay(
     std::fs::write(&miss_lines, all).unwrap();
 
     let (main_pid, miss_pid) = (tg.proc.pid(), miss_tg.proc.pid());
-    let rows: Vec<(String, String, PathBuf, u32)> = vec![
+    let mut rows: Vec<(String, String, PathBuf, u32)> = vec![
         ("free".into(), tg.base(), free_lines, main_pid),
         ("hit".into(), tg.base(), hit_lines, main_pid),
         ("rotate".into(), tg.base(), miss_lines.clone(), main_pid),
         ("miss".into(), miss_tg.base(), miss_lines, miss_pid),
     ];
+    if let (Ok(pg), Some(pg_miss_tg)) = (&pg, &pg_miss_tg) {
+        let pg_hit_lines = work.join("pg-hit.txt");
+        let (p0, _, r0) = &pg.paid[0];
+        std::fs::write(&pg_hit_lines, format!("{p0} {r0}\n")).unwrap();
+        let pg_miss_lines = work.join("pg-miss.txt");
+        let all: String = pg
+            .paid
+            .iter()
+            .map(|(p, _, r)| format!("{p} {r}\n"))
+            .collect();
+        std::fs::write(&pg_miss_lines, all).unwrap();
+        rows.push((
+            "pg-hit".into(),
+            pg.tg.base(),
+            pg_hit_lines,
+            pg.tg.proc.pid(),
+        ));
+        rows.push((
+            "pg-miss".into(),
+            pg_miss_tg.base(),
+            pg_miss_lines,
+            pg_miss_tg.proc.pid(),
+        ));
+    }
     // A diagnostic row, only when BENCH_PAY_ROWS names it: the free path carrying a
     // receipt header (the same request bytes as "hit", no receipt check).
     let free_auth_lines = work.join("free-auth.txt");
     std::fs::write(&free_auth_lines, format!("/free/x {}\n", paid[0].2)).unwrap();
-    let mut rows = rows;
     rows.push(("free-auth".into(), tg.base(), free_auth_lines, main_pid));
     let rows: Vec<_> = rows
         .into_iter()
-        .filter(|(name, _, _, _)| match &s.rows {
-            Some(r) => r.contains(name),
-            None => name != "free-auth",
-        })
+        .filter(|(name, _, _, _)| s.wants_row(name))
         .collect();
     if s.warmup > 0 {
         for (name, base, lines, pid) in &rows {
             log(&format!("warm-up {name} ({} s)", s.warmup));
-            wrk(s, base, lines, s.warmup, [*pid, world.origin_pid]).await;
+            wrk(s, base, lines, s.warmup, [*pid, world.origin_pid], pg_pid).await;
         }
     }
     let mut results: Vec<Vec<WrkRun>> = vec![Vec::new(); rows.len()];
@@ -935,10 +1185,11 @@ async fn bench_replay(
         for k in 0..rows.len() {
             let i = (k + round) % rows.len();
             let (name, base, lines, pid) = &rows[i];
-            let r = wrk(s, base, lines, s.duration, [*pid, world.origin_pid]).await;
+            let r = wrk(s, base, lines, s.duration, [*pid, world.origin_pid], pg_pid).await;
             log(&format!(
                 "round {}/{} {name}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms, {} bad of {}; \
-                 CPU µs/req tollgate {:.1} origin {:.1} wrk {:.1}; tollgate context switches/req {:.2}",
+                 CPU µs/req tollgate {:.1} origin {:.1} wrk {:.1} postgres {:.1}; \
+                 tollgate context switches/req {:.2}",
                 round + 1,
                 s.rounds,
                 r.rps,
@@ -949,15 +1200,23 @@ async fn bench_replay(
                 r.cpu_us[0],
                 r.cpu_us[1],
                 r.cpu_us[2],
+                r.cpu_us[3],
                 r.switches
             ));
             results[i].push(r);
         }
     }
     miss_tg.proc.stop();
+    if let Some(t) = &mut pg_miss_tg {
+        t.proc.stop();
+    }
     let check_us = receipt_check_us(paid);
     log(&format!("receipt check in-process: {check_us:.2} µs"));
     let startup = tg.startup.max(miss_tg.startup);
+    let pg_startup = match (&pg, &pg_miss_tg) {
+        (Ok(pg), Some(m)) => Some(pg.tg.startup.max(m.startup)),
+        _ => None,
+    };
     ReplayResult {
         rows: rows
             .into_iter()
@@ -965,6 +1224,8 @@ async fn bench_replay(
             .map(|((n, _, _, _), r)| (n, r))
             .collect(),
         startup,
+        pg_startup,
+        pg_skipped: pg.err(),
         check_us,
     }
 }
@@ -977,18 +1238,33 @@ fn print_replay(s: &Settings, n: usize, r: &ReplayResult) {
     println!("### 1. Paid replay\n");
     println!(
         "wrk -t{} -c{} -d{}s --latency, `benches/payments.lua` for every row; {} interleaved \
-         round(s), median per metric; tollgate threads = {}; {} payments made through the HTTP API.\n",
+         round(s), median per metric; tollgate threads = {}; {} payments made through the HTTP \
+         API (per store).\n",
         s.wrk_threads, s.connections, s.duration, s.rounds, s.threads, n
     );
-    println!(
-        "| row | req/s | p50 | p99 | CPU µs/req: tollgate | origin | wrk | non-2xx / errors |"
-    );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let with_pg = r.pg_startup.is_some();
+    if with_pg {
+        println!(
+            "| row | req/s | p50 | p99 | CPU µs/req: tollgate | origin | wrk | postgres | \
+             non-2xx / errors |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    } else {
+        println!(
+            "| row | req/s | p50 | p99 | CPU µs/req: tollgate | origin | wrk | non-2xx / errors |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    }
     let label = |name: &str| match name {
         "free" => "free path (`GET /free/x`, no receipt)".to_string(),
         "hit" => "cache hit (one receipt repeated)".to_string(),
         "rotate" => format!("cache hit, control ({n} receipts rotated, default cache)"),
         "free-auth" => "free path carrying a receipt header (diagnostic)".to_string(),
+        "pg-hit" => "PostgreSQL store: cache hit (one receipt repeated)".to_string(),
+        "pg-miss" => format!(
+            "PostgreSQL store: cache miss ({n} receipts rotated on a second instance, \
+             `cache_capacity = 1`)"
+        ),
         _ => format!("cache miss ({n} receipts rotated, `cache_capacity = 1`)"),
     };
     let runs_of = |name: &str| -> Option<&[WrkRun]> {
@@ -1004,8 +1280,13 @@ fn print_replay(s: &Settings, n: usize, r: &ReplayResult) {
         let cpu = |k: usize| median(&runs.iter().map(|x| x.cpu_us[k]).collect::<Vec<_>>());
         let bad: u64 = runs.iter().map(|x| x.bad).sum();
         let total: u64 = runs.iter().map(|x| x.requests).sum();
+        let pg_cpu = if with_pg {
+            format!(" {:.1} |", cpu(3))
+        } else {
+            String::new()
+        };
         println!(
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {bad} of {} |",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |{pg_cpu} {bad} of {} |",
             label(name),
             thousands(rps),
             ms(p50),
@@ -1016,30 +1297,40 @@ fn print_replay(s: &Settings, n: usize, r: &ReplayResult) {
             thousands(total as f64)
         );
     }
-    if let Some(free) = runs_of("free") {
+    if runs_of("free").is_some() {
         println!(
             "\n| ratio of req/s | median of per-round ratios | ratio of medians | goal | | \
              tollgate CPU/req, ratio |"
         );
         println!("| --- | ---: | ---: | ---: | --- | ---: |");
-        let free_med = median(&free.iter().map(|x| x.rps).collect::<Vec<_>>());
-        for (name, goal) in [
-            ("hit", Some(0.95)),
-            ("rotate", None),
-            ("miss", Some(0.5)),
-            ("free-auth", None),
+        // (row, against, goal): rows against the free path, then the PostgreSQL rows
+        // against their SQLite counterparts of the same rounds.
+        for (name, base, goal) in [
+            ("hit", "free", Some(0.95)),
+            ("rotate", "free", None),
+            ("miss", "free", Some(0.5)),
+            ("free-auth", "free", None),
+            ("pg-hit", "free", None),
+            ("pg-miss", "free", None),
+            ("pg-hit", "hit", None),
+            ("pg-miss", "miss", None),
         ] {
-            let Some(runs) = runs_of(name) else {
+            let (Some(runs), Some(against)) = (runs_of(name), runs_of(base)) else {
                 continue;
             };
-            let paired: Vec<f64> = runs.iter().zip(free).map(|(a, f)| a.rps / f.rps).collect();
+            let paired: Vec<f64> = runs
+                .iter()
+                .zip(against)
+                .map(|(a, f)| a.rps / f.rps)
+                .collect();
             let per_round = median(&paired);
-            let of_medians = median(&runs.iter().map(|x| x.rps).collect::<Vec<_>>()) / free_med;
+            let of_medians = median(&runs.iter().map(|x| x.rps).collect::<Vec<_>>())
+                / median(&against.iter().map(|x| x.rps).collect::<Vec<_>>());
             let shown: Vec<String> = paired.iter().map(|x| format!("{x:.2}")).collect();
             let cpu_ratio = median(
                 &runs
                     .iter()
-                    .zip(free)
+                    .zip(against)
                     .map(|(a, f)| a.cpu_us[0] / f.cpu_us[0])
                     .collect::<Vec<_>>(),
             );
@@ -1048,7 +1339,8 @@ fn print_replay(s: &Settings, n: usize, r: &ReplayResult) {
                 None => (String::new(), ""),
             };
             println!(
-                "| {name} / free | {per_round:.3} ({}) | {of_medians:.3} | {goal} | {met} | {cpu_ratio:.2} |",
+                "| {name} / {base} | {per_round:.3} ({}) | {of_medians:.3} | {goal} | {met} | \
+                 {cpu_ratio:.2} |",
                 shown.join(", "),
             );
         }
@@ -1056,10 +1348,17 @@ fn print_replay(s: &Settings, n: usize, r: &ReplayResult) {
     println!(
         "\nThe receipt check alone (`receipt::candidates` → `verify` → `scope_covers` → moka \
          `get` → compare, as `receipt_unlocks` does it), in-process on one thread: {:.2} µs per \
-         request. tollgate startup (spawn → `tollgate ready: public`): {:.0} ms.\n",
+         request. tollgate startup (spawn → `tollgate ready: public`): {:.0} ms on SQLite{}.\n",
         r.check_us,
-        r.startup.as_secs_f64() * 1000.0
+        r.startup.as_secs_f64() * 1000.0,
+        r.pg_startup.map_or(String::new(), |d| format!(
+            ", {:.0} ms on PostgreSQL",
+            d.as_secs_f64() * 1000.0
+        ))
     );
+    if let Some(why) = &r.pg_skipped {
+        println!("PostgreSQL rows not measured: {why}.\n");
+    }
 }
 
 // ---------------------------------------------------------------- 2. latency
@@ -1599,7 +1898,8 @@ async fn run(s: Settings) {
             origin_pid: origin_proc.pid(),
             rpc: anvil.rpc_url().to_string(),
             token,
-            xpub: merchant_xpub(),
+            xpub: merchant_xpub(1),
+            pg_xpub: merchant_xpub(2),
             threads: s.threads,
         };
         let main_dir = TempDir::new("main");
@@ -1616,15 +1916,34 @@ async fn run(s: Settings) {
             let paths: Vec<String> = (0..s.payments)
                 .map(|i| format!("/movies/some-title-{i}"))
                 .collect();
-            let paid = pay_all(&api, &anvil, token, paths).await;
+            let paid = pay_all(&api, &anvil, token, paths.clone()).await;
             log(&format!(
                 "{} payments paid, receipts in hand ({:.1} s)",
                 paid.len(),
                 t.elapsed().as_secs_f64()
             ));
             watched.extend(paid.iter().map(|(_, c, _)| claim_address(c)));
-            let r = bench_replay(&s, &world, work.path(), main_dir.path(), &tg, &paid).await;
+            // The PostgreSQL store gets payments of its own, for the same paths, made
+            // the same way through its own tollgate.
+            let pg = match s.wants_pg() {
+                Ok(()) => Ok(pg_setup(&world, &anvil, token, paths).await),
+                Err(why) => {
+                    log(&format!("PostgreSQL rows skipped: {why}"));
+                    Err(why)
+                }
+            };
+            let r = bench_replay(
+                &s,
+                &world,
+                work.path(),
+                main_dir.path(),
+                &tg,
+                &paid,
+                pg.as_ref().map_err(String::clone),
+            )
+            .await;
             print_replay(&s, paid.len(), &r);
+            drop(pg);
         }
         if s.wants("latency") {
             log(&format!(
