@@ -24,10 +24,11 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, IsolationLevel, NoTls, Row, Transaction};
+use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 mod basket;
 pub mod listen;
@@ -177,8 +178,8 @@ impl PostgresStore {
 
 /// Starts a `READ COMMITTED` transaction.
 async fn begin(client: &mut deadpool_postgres::Object) -> StoreResult<Transaction<'_>> {
-    let c: &mut tokio_postgres::Client = client;
-    c.build_transaction()
+    client
+        .build_transaction()
         .isolation_level(IsolationLevel::ReadCommitted)
         .start()
         .await
@@ -193,20 +194,26 @@ async fn chain_lock(tx: &Transaction<'_>) -> StoreResult<()> {
     Ok(())
 }
 
+/// Runs `sql` as a statement prepared once per pooled connection (deadpool's
+/// statement cache): a replay's cache miss is one round trip, not a prepare and an
+/// execute.
 async fn query(
     c: &impl GenericClient,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> StoreResult<Vec<Row>> {
-    c.query(sql, params).await.map_err(pg)
+    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+    c.query(&stmt, params).await.map_err(pg)
 }
 
+/// As [`query`], for a statement whose row count is the answer.
 async fn exec(
     c: &impl GenericClient,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> StoreResult<u64> {
-    c.execute(sql, params).await.map_err(pg)
+    let stmt = c.prepare_cached(sql).await.map_err(pg)?;
+    c.execute(&stmt, params).await.map_err(pg)
 }
 
 async fn payment_by_id(c: &impl GenericClient, id: &str) -> StoreResult<Option<Payment>> {
@@ -434,7 +441,7 @@ impl Store for PostgresStore {
             // Another claim of this contract committed first: ours rolls back.
             drop(tx);
             let hash = new.contract_hash.unwrap_or_default();
-            let p = payment_by_hash(&**client, &hash)
+            let p = payment_by_hash(&client, &hash)
                 .await?
                 .ok_or_else(|| StoreError::Conflict("claim: contract claimed and gone".into()))?;
             return Ok((p, false));
@@ -447,11 +454,11 @@ impl Store for PostgresStore {
     }
 
     async fn payment(&self, id: &str) -> StoreResult<Option<Payment>> {
-        payment_by_id(&**self.client().await?, id).await
+        payment_by_id(&self.client().await?, id).await
     }
 
     async fn payment_by_contract(&self, hash: &[u8; 32]) -> StoreResult<Option<Payment>> {
-        payment_by_hash(&**self.client().await?, hash).await
+        payment_by_hash(&self.client().await?, hash).await
     }
 
     /// One `READ COMMITTED` transaction under [`CHAIN_LOCK`].
@@ -545,7 +552,7 @@ impl Store for PostgresStore {
 
     async fn checkpoint(&self, chain_id: u64) -> StoreResult<Option<BlockRef>> {
         let c = self.client().await?;
-        let r = query(&**c, sql::CHECKPOINT, &[&n(chain_id)?]).await?;
+        let r = query(&c, sql::CHECKPOINT, &[&n(chain_id)?]).await?;
         r.first()
             .map(|r| {
                 Ok(BlockRef {
@@ -559,7 +566,7 @@ impl Store for PostgresStore {
     async fn recent_blocks(&self, chain_id: u64, limit: usize) -> StoreResult<Vec<BlockRef>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let c = self.client().await?;
-        let r = query(&**c, sql::RECENT_BLOCKS, &[&n(chain_id)?, &limit]).await?;
+        let r = query(&c, sql::RECENT_BLOCKS, &[&n(chain_id)?, &limit]).await?;
         rows(r, |r| {
             Ok(BlockRef {
                 number: r.u64(0)?,
@@ -570,7 +577,7 @@ impl Store for PostgresStore {
 
     async fn transfers_of(&self, id: &str) -> StoreResult<Vec<Transfer>> {
         let c = self.client().await?;
-        Ok(stored_transfers(&**c, id)
+        Ok(stored_transfers(&c, id)
             .await?
             .into_iter()
             .map(|s| s.transfer)
@@ -579,7 +586,7 @@ impl Store for PostgresStore {
 
     async fn all_payments(&self) -> StoreResult<Vec<Payment>> {
         let c = self.client().await?;
-        let r = query(&**c, &sql::all_payments(), &[]).await?;
+        let r = query(&c, &sql::all_payments(), &[]).await?;
         rows(r, payment_from)
     }
 
@@ -587,7 +594,7 @@ impl Store for PostgresStore {
         let now = i64::try_from(now).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let c = self.client().await?;
-        let r = query(&**c, &sql::due_deliveries(), &[&now, &limit]).await?;
+        let r = query(&c, &sql::due_deliveries(), &[&now, &limit]).await?;
         rows(r, delivery_from)
     }
 
@@ -595,9 +602,9 @@ impl Store for PostgresStore {
     async fn record_attempt(&self, id: &str, now: u64, outcome: AttemptOutcome) -> StoreResult<()> {
         let c = self.client().await?;
         match outcome {
-            AttemptOutcome::Delivered => exec(&**c, sql::DELIVERED, &[&n(now)?, &id]).await?,
+            AttemptOutcome::Delivered => exec(&c, sql::DELIVERED, &[&n(now)?, &id]).await?,
             AttemptOutcome::Failed { error, retry_at } => {
-                exec(&**c, sql::FAILED, &[&opt_n(retry_at)?, &error, &id]).await?
+                exec(&c, sql::FAILED, &[&opt_n(retry_at)?, &error, &id]).await?
             }
         };
         Ok(())
@@ -606,14 +613,14 @@ impl Store for PostgresStore {
     async fn deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let c = self.client().await?;
-        let r = query(&**c, &sql::deliveries(), &[&limit]).await?;
+        let r = query(&c, &sql::deliveries(), &[&limit]).await?;
         rows(r, delivery_from)
     }
 
     /// One statement (its own `READ COMMITTED` transaction).
     async fn redeliver(&self, id: &str, now: u64) -> StoreResult<bool> {
         let c = self.client().await?;
-        let changed = exec(&**c, sql::REDELIVER, &[&n(now)?, &id]).await?;
+        let changed = exec(&c, sql::REDELIVER, &[&n(now)?, &id]).await?;
         Ok(changed == 1)
     }
 

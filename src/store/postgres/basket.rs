@@ -2,8 +2,8 @@
 //! (migration 3), with the same rules as the SQLite store.
 
 use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Transaction};
 
 use super::{begin, chain_lock, exec, n, pg, query, rows, PostgresStore};
 use crate::store::basket::Basket;
@@ -54,7 +54,7 @@ impl BasketStore for PostgresStore {
     async fn create_basket(&self, new: NewBasket) -> StoreResult<()> {
         let c = self.client().await?;
         exec(
-            &**c,
+            &c,
             sql::CREATE_BASKET,
             &[
                 &new.id,
@@ -71,12 +71,12 @@ impl BasketStore for PostgresStore {
 
     async fn basket(&self, id: &str) -> StoreResult<Option<Basket>> {
         let c = self.client().await?;
-        basket_where(&**c, "id = $1", &id).await
+        basket_where(&c, "id = $1", &id).await
     }
 
     async fn basket_by_secret(&self, secret_hash: &[u8; 32]) -> StoreResult<Option<Basket>> {
         let c = self.client().await?;
-        basket_where(&**c, "secret_hash = $1", &&secret_hash[..]).await
+        basket_where(&c, "secret_hash = $1", &&secret_hash[..]).await
     }
 
     /// One `READ COMMITTED` transaction: the revision compare-and-swap `UPDATE`
@@ -139,7 +139,7 @@ impl BasketStore for PostgresStore {
     ) -> StoreResult<BasketWrite> {
         let c = self.client().await?;
         let changed = exec(
-            &**c,
+            &c,
             sql::LOCK_BASKET,
             &[
                 &contract_token,
@@ -161,7 +161,7 @@ impl BasketStore for PostgresStore {
     /// basket (unique constraint).
     async fn set_basket_payment(&self, id: &str, payment_id: &str) -> StoreResult<()> {
         let c = self.client().await?;
-        exec(&**c, sql::SET_BASKET_PAYMENT, &[&payment_id, &id]).await?;
+        exec(&c, sql::SET_BASKET_PAYMENT, &[&payment_id, &id]).await?;
         Ok(())
     }
 
@@ -191,7 +191,7 @@ impl BasketStore for PostgresStore {
 
     async fn purchases(&self, payment_id: &str) -> StoreResult<Vec<Purchase>> {
         let c = self.client().await?;
-        let r = query(&**c, sql::PURCHASES, &[&payment_id]).await?;
+        let r = query(&c, sql::PURCHASES, &[&payment_id]).await?;
         rows(r, |r| {
             Ok(Purchase {
                 product_id: r.text(0)?,
@@ -204,7 +204,7 @@ impl BasketStore for PostgresStore {
 
     async fn refunded_by(&self, payment_id: &str) -> StoreResult<Vec<[u8; 32]>> {
         let c = self.client().await?;
-        let r = query(&**c, sql::REFUNDED_BY, &[&payment_id]).await?;
+        let r = query(&c, sql::REFUNDED_BY, &[&payment_id]).await?;
         Ok(rows(r, |r| r.opt_hash(0))?.into_iter().flatten().collect())
     }
 }

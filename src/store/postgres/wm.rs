@@ -74,7 +74,7 @@ impl WmStore for PostgresStore {
 
     async fn wm_unlock(&self, hash: &[u8; 32]) -> StoreResult<Option<WmUnlock>> {
         let c = self.client().await?;
-        let r = query(&**c, sql::WM_UNLOCK, &[&&hash[..]]).await?;
+        let r = query(&c, sql::WM_UNLOCK, &[&&hash[..]]).await?;
         r.first()
             .map(|r| {
                 Ok(WmUnlock {
