@@ -236,7 +236,7 @@ fn print_routes(cfg: &Config) {
     );
     println!("routes, most specific first:");
     println!(
-        "  {:<32} {:<16} {:>16}  {:<8} {:>9}",
+        "  {:<32} {:<16} {:>26}  {:<8} {:>9}",
         "PATTERN", "METHODS", "PRICE (0xBTC)", "SCOPE", "ACCESS"
     );
     for (_, r) in cfg.routes.iter_by_specificity() {
@@ -246,6 +246,8 @@ fn print_routes(cfg: &Config) {
         };
         let price = if r.price.is_zero() {
             "free".to_string()
+        } else if !r.enforce {
+            format!("{} (dry run)", r.price.to_decimal(cfg.chain.decimals))
         } else {
             r.price.to_decimal(cfg.chain.decimals)
         };
@@ -254,7 +256,7 @@ fn print_routes(cfg: &Config) {
             Scope::Route => "route",
         };
         println!(
-            "  {:<32} {:<16} {:>16}  {:<8} {:>9}",
+            "  {:<32} {:<16} {:>26}  {:<8} {:>9}",
             r.pattern,
             methods,
             price,
@@ -320,7 +322,10 @@ fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Every line, whoever wrote it (pingora logs malformed heads), loses its secrets.
+    // Colours only for a terminal: journald and log files get plain text.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(tollgate::redact::RedactingStderr);
     match format {

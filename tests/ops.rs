@@ -348,3 +348,80 @@ allow = ["10.0.0.0/8"]
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+// Rules out: a dry-run route (`enforce = false`) charging anyone, or rolling out
+// without showing what it would have charged (log, metric, `check`).
+#[tokio::test]
+async fn dry_run_routes_serve_the_content_and_count_what_they_would_charge() {
+    let (anvil, token) = funded_chain(CHAIN_ID).await;
+    let origin = Origin::start();
+    let mut env = env();
+    env.push(("RUST_LOG", "info"));
+    let rest = r#"
+[[route]]
+path = "/preview/*"
+price = "0.25"
+enforce = false
+[admin]
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1/32"]
+"#;
+    let tg = start(&anvil, token, &origin, "100/min", "", rest, &env);
+    let http = reqwest::Client::new();
+    for (path, auth) in [
+        ("/preview/a", None),
+        ("/preview/b", Some("Tollgate tg1.not-a-receipt")),
+    ] {
+        let mut req = http.get(tg.url(path));
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers().get("x-taler-contract-hash").is_none());
+    }
+    // The origin was reached for both; the enforced route still challenges.
+    let hits = origin.hits();
+    assert!(hits.iter().any(|h| h == "/preview/a"), "{hits:?}");
+    assert!(hits.iter().any(|h| h == "/preview/b"), "{hits:?}");
+    assert_eq!(
+        http.get(tg.url("/movies/x")).send().await.unwrap().status(),
+        402
+    );
+    // Logged with the price, counted as dry_run.
+    let log = tg.stderr();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("would_challenge"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("price=0.25") && lines[0].contains("price_base_units=25000000"),
+        "{}",
+        lines[0]
+    );
+    let text = http
+        .get(format!("http://{}/metrics", tg.admin.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&text, "tollgate_requests_total{outcome=\"dry_run\"}"),
+        Some(2.0),
+        "{text}"
+    );
+    // `check` marks the route.
+    let dir = tg.dir.as_ref().unwrap().path();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--config", "tollgate.toml"])
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table.lines().find(|l| l.contains("/preview/*")).unwrap();
+    assert!(row.contains("0.25 (dry run)"), "{table}");
+}

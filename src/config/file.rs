@@ -260,6 +260,9 @@ pub struct RouteFile {
     /// What received through Web Monetization also unlocks it (decimal, in the
     /// wallet address's own asset).
     pub wm_price: Option<String>,
+    /// `false`: dry run — serve the content free, count and log what would have
+    /// been charged (default `true`).
+    pub enforce: Option<bool>,
 }
 
 /// One `[[product]]` of the basket catalogue.

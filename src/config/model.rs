@@ -239,6 +239,9 @@ pub struct Route {
     /// What received through Web Monetization also unlocks it: a decimal string in
     /// the wallet address's own asset (scaled by its `assetScale` when verifying).
     pub wm_price: Option<String>,
+    /// `false` (`enforce = false`): a dry run — what would get a 402 is served as
+    /// a free route would be, and counted and logged as `would_challenge`.
+    pub enforce: bool,
 }
 
 impl Route {

@@ -136,6 +136,7 @@ impl Validator {
                         access_ttl_secs: ttl,
                         confirmations: r.confirmations.unwrap_or(chain.confirmations),
                         wm_price,
+                        enforce: r.enforce.unwrap_or(true),
                     },
                 ));
             }

@@ -709,6 +709,7 @@ mod tests {
             access_ttl_secs: 60,
             confirmations: 1,
             wm_price: None,
+            enforce: true,
         };
         let offer = Offer::mint(&cfg, &keys, &offer_route, "/x", [1; 16], 100);
         let err = svc

@@ -245,8 +245,24 @@ impl Tollgate {
                     return None;
                 }
                 Ok(false) => {}
+                // A dry run never fails a request the route would serve free.
+                Err(_) if !route.enforce => {}
                 Err(reply) => return Some(reply),
             }
+        }
+        if !route.enforce {
+            // Dry run (`enforce = false`): served as a free route would be, counted
+            // and logged with what it would have cost.
+            tracing::info!(
+                path = %target.path,
+                route = %route.pattern,
+                price = %route.price.to_decimal(cfg.chain.decimals),
+                price_base_units = %route.price.0,
+                "would_challenge"
+            );
+            ctx.outcome = Some(Outcome::DryRun);
+            ctx.rewrite = rewrite;
+            return None;
         }
         // A fulfillment URL revisited: the same contract again (SPEC section 5).
         let revisit = query_param(target.query.as_deref(), CONTRACT_PARAM)
