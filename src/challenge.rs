@@ -20,6 +20,8 @@ pub struct ChallengeUrls {
     pub pay_url: String,
     /// The human offer page for the resource.
     pub offer_url: String,
+    /// The price manifest (`prices.json`), for programs that want every price.
+    pub manifest_url: String,
 }
 
 impl ChallengeUrls {
@@ -30,6 +32,7 @@ impl ChallengeUrls {
             contract_url: format!("{base}/contract/{}", offer.token),
             pay_url: format!("{base}/pay"),
             offer_url: offer_url(cfg, &offer.params.resource),
+            manifest_url: format!("{base}/prices.json"),
         }
     }
 }
@@ -93,9 +96,13 @@ pub fn payment_required(cfg: &Config, offer: &Offer, visit: Visit, json: bool) -
     with_challenge_headers(reply, urls, hash)
 }
 
-/// The four `X-Taler-*` headers (and `Vary: Accept`) of a 402.
+/// The four `X-Taler-*` headers, the manifest `Link` and `Vary: Accept` of a 402.
 fn with_challenge_headers(reply: Reply, urls: ChallengeUrls, hash: String) -> Reply {
     reply
+        .with_header(
+            "Link",
+            format!("<{}>; rel=\"payment-manifest\"", urls.manifest_url),
+        )
         .with_header("X-Taler-Contract-Url", urls.contract_url)
         .with_header("X-Taler-Contract-Hash", hash)
         .with_header("X-Taler-Pay-Url", urls.pay_url)

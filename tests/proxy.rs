@@ -638,3 +638,110 @@ async fn offer_page_issues_fresh_contract_for_priced_resources_only() {
     assert_eq!(r.status(), 400);
     assert!(origin.hits().is_empty());
 }
+
+// Rules out: agents having to meet a 402 to learn a price, free routes advertised as
+// priced, and a stale manifest after a change (ETag over the content).
+#[tokio::test]
+async fn prices_json_lists_every_priced_route_and_the_catalogue() {
+    let origin = Origin::start();
+    let routes = r#"
+[[route]]
+path = "/movies/*"
+price = "0.5"
+[[route]]
+path = "/free/*"
+price = "0"
+[[route]]
+path = "/api/{id}"
+methods = ["GET"]
+price = "0.001"
+scope = "route"
+access_ttl = "1h"
+[[route]]
+path = "/preview/*"
+price = "0.2"
+enforce = false
+[[product]]
+id = "cd-1"
+description = "The CD"
+price = "1.5"
+unlocks = ["/movies/cd-1"]
+"#;
+    let tg = Tollgate::start(&config(origin.addr, routes));
+    let http = reqwest::Client::new();
+    let r = http
+        .get(tg.url("/_tollgate/prices.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let doc: serde_json::Value = r.json().await.unwrap();
+    let routes = doc["routes"].as_array().unwrap();
+    let patterns: Vec<&str> = routes
+        .iter()
+        .map(|r| r["pattern"].as_str().unwrap())
+        .collect();
+    assert_eq!(patterns.len(), 3, "{doc}");
+    assert!(!patterns.contains(&"/free/*"), "{doc}");
+    let api = routes.iter().find(|r| r["pattern"] == "/api/{id}").unwrap();
+    assert_eq!(api["price"], "0.001");
+    assert_eq!(api["price_base_units"], "100000");
+    assert_eq!(api["methods"], serde_json::json!(["GET"]));
+    assert_eq!(api["scope"], "route");
+    assert_eq!(api["access_ttl"], 3600);
+    assert_eq!(api["currency"], "0xBTC");
+    assert!(api["chain_id"].is_u64() && api["token"].is_string());
+    let preview = routes
+        .iter()
+        .find(|r| r["pattern"] == "/preview/*")
+        .unwrap();
+    assert_eq!(preview["enforce"], false);
+    assert_eq!(doc["basket"]["products"][0]["id"], "cd-1");
+    assert_eq!(
+        doc["basket"]["products"][0]["price_base_units"],
+        "150000000"
+    );
+    assert_eq!(doc["pay_url"], "https://shop.test/_tollgate/pay");
+    // Unchanged: 304 without a body; HEAD: headers only.
+    let r = http
+        .get(tg.url("/_tollgate/prices.json"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = http
+        .head(tg.url("/_tollgate/prices.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["etag"].to_str().unwrap()),
+        (200, etag.as_str())
+    );
+    assert_eq!(
+        http.post(tg.url("/_tollgate/prices.json"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
+    // Every 402 points at it, in a header and in the paywall's head.
+    let r = http.get(tg.url("/movies/x")).send().await.unwrap();
+    assert_eq!(r.status(), 402);
+    assert_eq!(
+        r.headers()["link"],
+        "<https://shop.test/_tollgate/prices.json>; rel=\"payment-manifest\""
+    );
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains(
+            "<link rel=\"payment-manifest\" href=\"https://shop.test/_tollgate/prices.json\""
+        ),
+        "{page}"
+    );
+}

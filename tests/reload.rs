@@ -275,6 +275,16 @@ async fn invalid_and_restart_only_changes_are_refused_and_the_old_config_kept() 
     hup();
     logged(&tg, "config reloaded", 1).await;
     assert_eq!(amount_of_402(&client, &tg, "/movies/a").await, "0.7");
+    // The price manifest follows at once.
+    let doc: Value = client
+        .get(tg.url("/_tollgate/prices.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["routes"][0]["price"], "0.7", "{doc}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 pub mod basket;
 pub mod pay;
+pub mod prices;
 pub mod wallet_js;
 
 use std::net::IpAddr;
@@ -63,6 +64,10 @@ pub async fn handle(app: &App, req: &EndpointRequest<'_>) -> Reply {
         ["tollgate.js"] => only(req.method, Method::GET, || {
             wallet_js::serve(req.if_none_match)
         }),
+        ["prices.json"] => match *req.method {
+            Method::GET | Method::HEAD => prices::serve(&app.cfg(), req.if_none_match),
+            _ => method_not_allowed("GET, HEAD"),
+        },
         ["pay"] if req.method == Method::POST => pay::claim(app, req).await,
         ["pay"] => method_not_allowed("POST"),
         [pid, "status.json"] if is_pid(pid) => match *req.method {
