@@ -114,6 +114,7 @@ SEEDS = {
         b"0.01\nhttps://op.example/incoming-payments/x\nhttp://127.0.0.1:8080/x\nhttp://[::1]/\nhttp://10.0.0.1/\nmax-age=60",
         b"12.345678901234567890\npublic, max-age=999999999",
         b"0.5\nno-store, max-age=60",
+        b"https://op.example/rs/incoming-payments/abc-1\nhttps://op.example/rs/\nhttps://op.example/rs/incoming-payments/..\nhttps://op.example/rs",
     ],
     "head": [
         b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody",

@@ -921,7 +921,7 @@ pub fn inject(data: &[u8]) {
 /// https:// URLs and http:// on a loopback host; `max-age` stays within its bound.
 pub fn op(data: &[u8]) {
     use tollgate::monetization::op::max_age;
-    use tollgate::monetization::verify::required_units;
+    use tollgate::monetization::verify::{on_resource_server, required_units};
     let _ = serde_json::from_slice::<WalletAddress>(data);
     if let Ok(p) = serde_json::from_slice::<IncomingPayment>(data) {
         let _ = p.received_amount.value.parse::<u128>();
@@ -973,6 +973,30 @@ pub fn op(data: &[u8]) {
     let lower = text.to_ascii_lowercase();
     if lower.contains("no-store") || lower.contains("no-cache") || !lower.contains("max-age=") {
         assert!(age.is_zero());
+    }
+    // Line pairs as (incoming payment, resource server): one accepted is an https://
+    // (or loopback http://) URL on the resource server's origin, under its path's
+    // incoming-payments/, with no query or fragment, and no dot segment.
+    let all: Vec<&str> = text.split('\n').collect();
+    for pair in all.windows(2) {
+        let (incoming, server) = (pair[0], pair[1]);
+        if !on_resource_server(incoming, server) {
+            continue;
+        }
+        let u = url::Url::parse(incoming).expect("an accepted URL parses");
+        assert!((u.query().is_none() && u.fragment().is_none()) || server.contains(['?', '#']));
+        if let Ok(s) = url::Url::parse(server) {
+            if s.query().is_none() && s.fragment().is_none() && !s.cannot_be_a_base() {
+                assert_eq!(u.origin(), s.origin(), "{incoming:?} on {server:?}");
+                let base = s.path().trim_end_matches('/');
+                let id = u.path().strip_prefix(&format!("{base}/incoming-payments/"));
+                assert!(
+                    id.is_some_and(|id| !id.is_empty() && !id.contains('/') && id != ".."),
+                    "{incoming:?} on {server:?} reads {:?}",
+                    u.path()
+                );
+            }
+        }
     }
     let _ = lines.count();
 }

@@ -81,6 +81,27 @@ fn op_failed(e: &OpError) -> Reply {
     }
 }
 
+/// True when `incoming_payment` is an incoming payment on `resource_server` (the
+/// wallet's): `{resource_server}/incoming-payments/{id}` with `id` one path segment
+/// of unreserved characters (nothing that could lead the read anywhere but that
+/// server's incoming payments), and an allowed Open Payments URL. Public for the fuzz
+/// targets (`fuzz/`).
+pub fn on_resource_server(incoming_payment: &str, resource_server: &str) -> bool {
+    let prefix = format!(
+        "{}/incoming-payments/",
+        resource_server.trim_end_matches('/')
+    );
+    let id = incoming_payment.strip_prefix(&prefix).unwrap_or("");
+    let id_ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    id_ok && crate::config::op_url_allowed(incoming_payment)
+}
+
 /// Same URL, ignoring a trailing `/`.
 fn same_url(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
@@ -139,21 +160,7 @@ pub async fn verify(
         Ok(w) => w,
         Err(e) => return op_failed(&e),
     };
-    let prefix = format!(
-        "{}/incoming-payments/",
-        wallet.resource_server.trim_end_matches('/')
-    );
-    let id = req.incoming_payment.strip_prefix(&prefix).unwrap_or("");
-    // One path segment of unreserved characters: nothing that could lead the read
-    // anywhere but that server's incoming payments.
-    let id_ok = !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id.len() <= 200
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
-    if !id_ok || !crate::config::op_url_allowed(&req.incoming_payment) {
+    if !on_resource_server(&req.incoming_payment, &wallet.resource_server) {
         return Reply::error(
             400,
             "foreign_incoming_payment",
