@@ -163,8 +163,11 @@ pub fn canonicalize(raw: &[u8]) -> Result<CanonicalTarget, TargetError> {
             }
             out.push(b as char);
         } else {
-            if b == b'\\' {
-                hazards.backslash = true;
+            // Raw like escaped: its canonical form is the escape (`%5C`, `%00`).
+            match b {
+                b'\\' => hazards.backslash = true,
+                0 => hazards.nul = true,
+                _ => {}
             }
             push_escaped(&mut out, b);
         }
@@ -461,6 +464,17 @@ mod tests {
         assert!(h("/movies/%ff").invalid_utf8);
         assert!(h("/free/..;/movies/x").semicolon);
         assert!(!h("/movies/x").any());
+    }
+
+    // Rules out (found by the canonical fuzz target): a raw NUL byte in a spelling not
+    // flagged as the NUL hazard its canonical form (`%00`) is flagged with, so that a
+    // canonical path had a hazard its spelling had not.
+    #[test]
+    fn a_raw_nul_is_a_nul_hazard_like_an_escaped_one() {
+        let t = canonicalize(b"/o\0.x/y").unwrap();
+        assert_eq!(t.path, "/o%00.x/y");
+        assert!(t.hazards.nul);
+        assert_eq!(canonicalize(t.path.as_bytes()).unwrap().hazards, t.hazards);
     }
 
     fn readings(s: &str) -> Vec<String> {
