@@ -48,6 +48,9 @@ pub fn required_units(wm_price: &str, scale: u8) -> Option<u128> {
     }
     // More decimals than the asset has: round up to its smallest unit.
     let (int, frac) = wm_price.split_once('.')?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let keep = &frac[..usize::from(scale).min(frac.len())];
     let rest = &frac[keep.len()..];
     let base = Amount::parse_decimal(
@@ -277,6 +280,17 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Rules out (found by the op fuzz target): a price that is not a decimal panicking
+    // (a multi-byte character cut by the fraction's slice) or rounding a non-digit up.
+    // A validated config never holds one; the function refuses it all the same.
+    #[test]
+    fn malformed_prices_are_refused_not_rounded() {
+        assert_eq!(required_units("1.\u{e9}", 1), None);
+        assert_eq!(required_units("0.01\"", 2), None);
+        assert_eq!(required_units("0.01x", 1), None);
+        assert_eq!(required_units("0.019", 2), Some(2));
+    }
 
     #[test]
     fn prices_round_up_to_the_asset_scale() {
