@@ -173,8 +173,8 @@ fn other_keys() -> &'static Keys {
 // ---------------------------------------------------------------------------------
 // canonical: the path canonicaliser and gate::decide
 
-/// Percent-decodes every valid `%XX` once.
-fn decode_all(p: &[u8]) -> Vec<u8> {
+/// Percent-decodes every valid `%XX` once (but `%2F` when `keep_slash`).
+fn decode_all(p: &[u8], keep_slash: bool) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(p.len());
     let mut i = 0;
@@ -184,9 +184,11 @@ fn decode_all(p: &[u8]) -> Vec<u8> {
                 p.get(i + 1).copied().and_then(hex),
                 p.get(i + 2).copied().and_then(hex),
             ) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
+                if !(keep_slash && h << 4 | l == b'/') {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
             }
         }
         out.push(p[i]);
@@ -209,15 +211,19 @@ fn escape_literal(p: &[u8]) -> Vec<u8> {
 }
 
 /// Paths a lenient origin (written here independently of tollgate's own list) may
-/// read `path` as: decoded up to twice, `\` as `/`, cut at NUL or a decoded `?`/`#`,
-/// `;…` stripped from segments, and then taken encoded or literally, in canonical form.
+/// read `path` as: decoded up to twice (or once but `%2F`), `\` as `/`, cut at NUL or a
+/// decoded `?`/`#`, `;…` stripped from segments, and then taken encoded or literally, in
+/// canonical form.
 fn origin_readings(path: &[u8], lowercase: bool) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for decodes in 0..3 {
+    for decodes in 0..4 {
         for mask in 0u8..16 {
             let mut r = path.to_vec();
-            for _ in 0..decodes {
-                r = decode_all(&r);
+            match decodes {
+                0 => {}
+                1 => r = decode_all(&r, false),
+                2 => r = decode_all(&decode_all(&r, false), false),
+                _ => r = decode_all(&r, true),
             }
             if mask & 1 != 0 {
                 r.iter_mut()
