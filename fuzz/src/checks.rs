@@ -274,8 +274,9 @@ fn same_decision(a: &Decision<'_>, b: &Decision<'_>) -> bool {
 }
 
 /// A raw request-target: its canonical path is a fixed point (with no new hazard), has
-/// no empty or dot segment, and decides as itself; and no reading of the spelling or
-/// of the forwarded canonical path that prices differently is ever forwarded.
+/// no empty or dot segment, and decides as itself (both case modes, GET and POST); and
+/// when a reading of the forwarded canonical path is priced, the decision is 400 or
+/// priced by that very route: never forwarded for free, whatever the spelling.
 pub fn canonical(data: &[u8]) {
     let Ok(t) = canonicalize(data) else {
         return;
@@ -303,7 +304,6 @@ pub fn canonical(data: &[u8]) {
         t.path
     );
     let routes = &cfg().routes;
-    let raw_path = data.split(|&b| b == b'?').next().unwrap_or(data);
     for case_insensitive in [false, true] {
         let mut t = t.clone();
         let mut again = again.clone();
@@ -311,10 +311,9 @@ pub fn canonical(data: &[u8]) {
             t.path.make_ascii_lowercase();
             again.path.make_ascii_lowercase();
         }
-        let mut readings = origin_readings(t.path.as_bytes(), case_insensitive);
-        if raw_path != t.path.as_bytes() {
-            readings.extend(origin_readings(raw_path, case_insensitive));
-        }
+        // What the origin gets is the canonical path, never the spelling (a raw `\`
+        // and a `%5C` both arrive as `%5C`), so the readings are of that path.
+        let readings = origin_readings(t.path.as_bytes(), case_insensitive);
         for method in [Method::GET, Method::POST] {
             let d = decide(routes, &method, &t, case_insensitive);
             let d2 = decide(routes, &method, &again, case_insensitive);
