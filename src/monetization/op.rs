@@ -125,8 +125,8 @@ impl std::fmt::Debug for OpClient {
 }
 
 /// `max-age` of a `Cache-Control` value, bounded by [`MAX_WALLET_CACHE`]; none
-/// (or `no-store`/`no-cache`) is not cached.
-fn max_age(cache_control: Option<&str>) -> Duration {
+/// (or `no-store`/`no-cache`) is not cached. Public for the fuzz targets (`fuzz/`).
+pub fn max_age(cache_control: Option<&str>) -> Duration {
     let Some(cc) = cache_control else {
         return Duration::ZERO;
     };

@@ -48,6 +48,9 @@ pub fn required_units(wm_price: &str, scale: u8) -> Option<u128> {
     }
     // More decimals than the asset has: round up to its smallest unit.
     let (int, frac) = wm_price.split_once('.')?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let keep = &frac[..usize::from(scale).min(frac.len())];
     let rest = &frac[keep.len()..];
     let base = Amount::parse_decimal(
@@ -79,6 +82,27 @@ fn op_failed(e: &OpError) -> Reply {
         )
         .with_header("Retry-After", "5".into()),
     }
+}
+
+/// True when `incoming_payment` is an incoming payment on `resource_server` (the
+/// wallet's): `{resource_server}/incoming-payments/{id}` with `id` one path segment
+/// of unreserved characters (nothing that could lead the read anywhere but that
+/// server's incoming payments), and an allowed Open Payments URL. Public for the fuzz
+/// targets (`fuzz/`).
+pub fn on_resource_server(incoming_payment: &str, resource_server: &str) -> bool {
+    let prefix = format!(
+        "{}/incoming-payments/",
+        resource_server.trim_end_matches('/')
+    );
+    let id = incoming_payment.strip_prefix(&prefix).unwrap_or("");
+    let id_ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    id_ok && crate::config::op_url_allowed(incoming_payment)
 }
 
 /// Same URL, ignoring a trailing `/`.
@@ -139,21 +163,7 @@ pub async fn verify(
         Ok(w) => w,
         Err(e) => return op_failed(&e),
     };
-    let prefix = format!(
-        "{}/incoming-payments/",
-        wallet.resource_server.trim_end_matches('/')
-    );
-    let id = req.incoming_payment.strip_prefix(&prefix).unwrap_or("");
-    // One path segment of unreserved characters: nothing that could lead the read
-    // anywhere but that server's incoming payments.
-    let id_ok = !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id.len() <= 200
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
-    if !id_ok || !crate::config::op_url_allowed(&req.incoming_payment) {
+    if !on_resource_server(&req.incoming_payment, &wallet.resource_server) {
         return Reply::error(
             400,
             "foreign_incoming_payment",
@@ -270,6 +280,17 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Rules out (found by the op fuzz target): a price that is not a decimal panicking
+    // (a multi-byte character cut by the fraction's slice) or rounding a non-digit up.
+    // A validated config never holds one; the function refuses it all the same.
+    #[test]
+    fn malformed_prices_are_refused_not_rounded() {
+        assert_eq!(required_units("1.\u{e9}", 1), None);
+        assert_eq!(required_units("0.01\"", 2), None);
+        assert_eq!(required_units("0.01x", 1), None);
+        assert_eq!(required_units("0.019", 2), Some(2));
+    }
 
     #[test]
     fn prices_round_up_to_the_asset_scale() {

@@ -163,8 +163,11 @@ pub fn canonicalize(raw: &[u8]) -> Result<CanonicalTarget, TargetError> {
             }
             out.push(b as char);
         } else {
-            if b == b'\\' {
-                hazards.backslash = true;
+            // Raw like escaped: its canonical form is the escape (`%5C`, `%00`).
+            match b {
+                b'\\' => hazards.backslash = true,
+                0 => hazards.nul = true,
+                _ => {}
             }
             push_escaped(&mut out, b);
         }
@@ -257,7 +260,7 @@ pub fn has_other_readings(path: &str) -> bool {
 /// The readings are the closure of `canonical` under every transformation origins
 /// are known to apply, in every order, to a fixed point: percent-decoding once more
 /// (so `%2F`/`%2f` and `%5C` become separators, `%00` a NUL, `%3B` a `;`, and
-/// `%252e` a `%2e`: double decoding), stripping `;…` from each segment (Tomcat),
+/// `%252e` a `%2e`: double decoding), the same but keeping `%2F` encoded, stripping `;…` from each segment (Tomcat),
 /// `\` as `/` (IIS, Windows), cutting at a NUL (C strings) or at a decoded `?`/`#`,
 /// and resolving `.`/`..`. Each reading is then canonicalised again twice: as still
 /// percent-encoded, and as literal bytes (an origin that stops decoding there), and
@@ -265,8 +268,9 @@ pub fn has_other_readings(path: &str) -> bool {
 /// requests whose other readings would reach priced content; it does no IO.
 pub fn lenient_readings(canonical: &str, lowercase: bool) -> Option<Vec<String>> {
     type Op = fn(&[u8]) -> Vec<u8>;
-    const OPS: [Op; 6] = [
+    const OPS: [Op; 7] = [
         decode_once,
+        decode_but_slash,
         strip_params,
         backslash_as_slash,
         cut_at_nul,
@@ -344,6 +348,16 @@ fn recanonicalize(reading: &[u8], how: Interpretation, lowercase: bool) -> Strin
 }
 
 fn decode_once(b: &[u8]) -> Vec<u8> {
+    decode(b, false)
+}
+
+/// Decoding once but keeping `%2F`: origins that never make an encoded slash a
+/// separator but decode the rest (`%5C` too, which `\` as `/` then makes one).
+fn decode_but_slash(b: &[u8]) -> Vec<u8> {
+    decode(b, true)
+}
+
+fn decode(b: &[u8], keep_slash: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -352,9 +366,12 @@ fn decode_once(b: &[u8]) -> Vec<u8> {
                 b.get(i + 1).copied().and_then(hex_val),
                 b.get(i + 2).copied().and_then(hex_val),
             ) {
-                out.push((hi << 4) | lo);
-                i += 3;
-                continue;
+                let v = (hi << 4) | lo;
+                if !(keep_slash && v == b'/') {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
             }
         }
         out.push(b[i]);
@@ -463,6 +480,17 @@ mod tests {
         assert!(!h("/movies/x").any());
     }
 
+    // Rules out (found by the canonical fuzz target): a raw NUL byte in a spelling not
+    // flagged as the NUL hazard its canonical form (`%00`) is flagged with, so that a
+    // canonical path had a hazard its spelling had not.
+    #[test]
+    fn a_raw_nul_is_a_nul_hazard_like_an_escaped_one() {
+        let t = canonicalize(b"/o\0.x/y").unwrap();
+        assert_eq!(t.path, "/o%00.x/y");
+        assert!(t.hazards.nul);
+        assert_eq!(canonicalize(t.path.as_bytes()).unwrap().hazards, t.hazards);
+    }
+
     fn readings(s: &str) -> Vec<String> {
         lenient_readings(&canon(s), false).unwrap()
     }
@@ -485,6 +513,9 @@ mod tests {
         has("/free/%252e%252e/movies/x", "/movies/x");
         has("/movies%3Bx", "/movies");
         has("/movies/x%3F.free", "/movies/x");
+        // Found by the canonical fuzz target: an origin that decodes all but "%2F"
+        // and takes "\" as "/" resolves ".." against "r%2Fx" as one segment.
+        has("/r%2Fx%5C..%5Cmovies%5Cx", "/movies/x");
         // Nothing to read differently: no readings.
         assert!(readings("/movies/x").is_empty());
         // UTF-8 decodes to itself; only an origin that never decodes sees another name.
