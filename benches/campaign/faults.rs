@@ -489,6 +489,15 @@ pub fn payment_breakage(
     v
 }
 
+/// When the last flow finished, against when `what` stopped.
+pub fn settled(secs: f64, what: &str) -> String {
+    if secs > 0.0 {
+        format!("the last {secs:.1} s after {what} stopped")
+    } else {
+        format!("all before {what} stopped")
+    }
+}
+
 /// p50 and max of the completed flows' durations.
 pub fn flow_times(records: &[FlowRecord]) -> String {
     let t: Vec<Duration> = records
@@ -530,7 +539,7 @@ impl FaultResult {
                 self.store_fault,
             ),
             held: format!(
-                "fail closed: {} answers 503 + Retry-After ({}); {} revisits of unpaid fulfillment URLs: {} `payment_confirming` + Retry-After, {} the same contract, {} fresh; {} of {} flows completed, the last {:.1} s after the faults stopped; {} of {} receipts replay after a restart; store: {} transfers sent, {} recorded, {} paid",
+                "fail closed: {} answers 503 + Retry-After ({}); {} revisits of unpaid fulfillment URLs: {} `payment_confirming` + Retry-After, {} the same contract, {} fresh; {} of {} flows completed ({}); {} of {} receipts replay after a restart; store: {} transfers sent, {} recorded, {} paid",
                 thousands(st.s503_total()),
                 st.s503_by_step(),
                 thousands(g(&st.revisits)),
@@ -539,7 +548,7 @@ impl FaultResult {
                 thousands(g(&st.revisit_fresh)),
                 a.completed,
                 a.flows,
-                self.settle_secs,
+                settled(self.settle_secs, "the faults"),
                 self.replays_after_restart,
                 a.completed,
                 a.transfers_sent,

@@ -70,7 +70,7 @@ pub async fn run(s: &Settings, world: &World) -> KillResult {
         let (dir, config, flows) = (dir.clone(), config.clone(), flows.clone());
         let every = Duration::from_millis(s.kill_every_ms);
         tokio::spawn(async move {
-            let mut rng = Xorshift(0x6b11_1e55_0f_7011);
+            let mut rng = Xorshift(0x6b11_1e55_0f70_1100);
             let mut tg = tg;
             let mut restarts = Vec::new();
             let mut peak = 0;
@@ -171,10 +171,10 @@ impl KillResult {
                 thousands(g(&st.conn_errors)),
             ),
             held: format!(
-                "{} of {} flows completed, the last {:.1} s after the killing stopped; {} claims whose answer a kill took began again with a fresh contract (nothing paid; {} such claims left unpaid in the store); {} revisits of unpaid fulfillment URLs: {} `payment_confirming`, {} the same contract, {} fresh; {} of {} receipts replay after the last kill; store: {} transfers sent, {} recorded, {} paid",
+                "{} of {} flows completed ({}); {} claims whose answer a kill took began again with a fresh contract (nothing paid; {} such claims left unpaid in the store); {} revisits of unpaid fulfillment URLs: {} `payment_confirming`, {} the same contract, {} fresh; {} of {} receipts replay after the last kill; store: {} transfers sent, {} recorded, {} paid",
                 a.completed,
                 a.flows,
-                self.settle_secs,
+                super::faults::settled(self.settle_secs, "the killing"),
                 g(&st.claims_orphaned),
                 a.unpaid_claims,
                 thousands(g(&st.revisits)),

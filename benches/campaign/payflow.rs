@@ -392,7 +392,7 @@ impl Flows {
             let s = a.json();
             let received: u128 = s["received"]
                 .as_str()
-                .and_then(|r| super::parse_units(r))
+                .and_then(super::parse_units)
                 .unwrap_or(0);
             if received > amount {
                 st.overcredited.fetch_add(1, Ordering::Relaxed);

@@ -366,7 +366,7 @@ impl SlowResult {
             ),
             (self.server_errors, "5xx".into()),
             (
-                u64::from(!(ratio <= 2.0)),
+                u64::from(ratio.is_nan() || ratio > 2.0),
                 format!("probe p99 over 2× unloaded ({ratio:.2}×)"),
             ),
             (
