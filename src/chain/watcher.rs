@@ -363,6 +363,29 @@ impl Watcher {
     }
 }
 
+/// How long the watcher waits after its `failures`-th failed tick in a row (pure):
+/// the poll interval doubled per failure (at most 32 times, at most 60 s), put at a
+/// point of that interval's upper half chosen by `unit` (`0.0..=1.0`). Without the
+/// jitter the retries fall into step with an endpoint that goes down and up
+/// periodically: once one lands on its down time, the next ones do too, for as long
+/// as the two periods stay close (a payment then waits out the whole flapping).
+pub fn backoff(poll: Duration, failures: u32, unit: f64) -> Duration {
+    let full = poll
+        .saturating_mul(2u32.saturating_pow(failures.min(5)))
+        .min(Duration::from_secs(60));
+    full.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+}
+
+/// A uniform draw from `0.0..=1.0` (1.0, the longest wait, if the OS has no
+/// randomness to give).
+fn random_unit() -> f64 {
+    let mut b = [0u8; 4];
+    match getrandom::getrandom(&mut b) {
+        Ok(()) => f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX),
+        Err(_) => 1.0,
+    }
+}
+
 #[async_trait]
 impl BackgroundService for Watcher {
     async fn start_with_ready_notifier(
@@ -386,8 +409,7 @@ impl BackgroundService for Watcher {
                     // the lock again after one poll interval: a fleet's takeover comes
                     // within two poll intervals of the holder's death.
                     let backoff = if self.leading.load(Ordering::Relaxed) == 2 {
-                        poll.saturating_mul(2u32.saturating_pow(failures.min(5)))
-                            .min(Duration::from_secs(60))
+                        backoff(poll, failures, random_unit())
                     } else {
                         poll
                     };
@@ -422,6 +444,63 @@ mod tests {
             to: "0xb".into(),
             value: Amount(1),
         }
+    }
+
+    #[test]
+    fn the_backoff_doubles_to_its_cap_within_the_upper_half() {
+        let poll = Duration::from_millis(200);
+        for unit in [0.0, 0.3, 1.0] {
+            for failures in 1..10u32 {
+                let full = poll * 2u32.pow(failures.min(5));
+                let b = backoff(poll, failures, unit);
+                assert!(b >= full / 2 && b <= full, "{failures} {unit}: {b:?}");
+            }
+        }
+        assert_eq!(backoff(poll, 1, 0.0), poll);
+        assert_eq!(backoff(poll, 7, 1.0), poll * 32);
+        // Never past 60 s, whatever the poll interval.
+        let slow = Duration::from_secs(10);
+        assert_eq!(backoff(slow, 9, 1.0), Duration::from_secs(60));
+        assert_eq!(backoff(slow, 9, 0.0), Duration::from_secs(30));
+        assert_eq!(backoff(slow, 9, 7.0), Duration::from_secs(60));
+    }
+
+    /// When the first retry that finds the endpoint up happens, for an endpoint
+    /// down 3 s, up 3 s, and so on, down from `t = 0` (where the first tick fails),
+    /// polled every 200 ms; `unit` draws each wait's jitter.
+    fn first_success(mut unit: impl FnMut() -> f64) -> f64 {
+        let poll = Duration::from_millis(200);
+        let (mut t, mut failures) = (0.0f64, 0u32);
+        while t % 6.0 < 3.0 {
+            failures += 1;
+            t += backoff(poll, failures, unit()).as_secs_f64();
+        }
+        t
+    }
+
+    // Rules out: a chain RPC that flaps (down and up every few seconds) stalling
+    // confirmations for as long as it flaps, as the fault campaign saw
+    // (benches/campaign/faults.rs: RPC down 3 s / up 3 s, no payment confirmed in
+    // 60 s). Without jitter every retry at the 6.4 s cap lands 0.4 s later in the
+    // 6 s cycle than the one before, on the down time for most of a minute.
+    #[test]
+    fn a_periodic_outage_cannot_keep_the_retries_on_its_down_time() {
+        let fixed = first_success(|| 1.0);
+        assert!(fixed > 50.0, "the unjittered schedule: {fixed}");
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut draw = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % 1_000_001) as f64 / 1_000_000.0
+        };
+        let worst = (0..1000)
+            .map(|_| first_success(&mut draw))
+            .fold(0.0, f64::max);
+        assert!(
+            worst < 10.0,
+            "the jittered schedule, worst of 1000: {worst}"
+        );
     }
 
     #[test]
