@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::payflow::{account, run_flows, spawn_miner, Accounting, FlowRecord, FlowStats, Flows};
+use super::payflow::{run_flows, settle_up, start_payer, Accounting, FlowRecord, FlowStats, Flows};
 use super::support::rpc_proxy::RpcProxy;
 use super::support::TempDir;
 use super::{
@@ -294,14 +294,7 @@ pub async fn run(s: &Settings, world: &World) -> FaultResult {
         Some(t) => StoreFault::Tmpfs(t),
         None => StoreFault::Lock(WriteLock::new(db.clone())),
     };
-    let flows = Arc::new(Flows::new(
-        format!("http://{}", tg.addr),
-        world.anvil.clone(),
-        world.token,
-        Duration::from_millis(s.poll_ms),
-    ));
-    let (miner_stop, miner) =
-        spawn_miner(world.anvil.clone(), Duration::from_millis(s.mine_every_ms));
+    let (flows, miner_stop, miner) = start_payer(world, s, tg.addr);
     let start = Instant::now();
     let faults_end = start + secs(s.fault_secs);
     let deadline = faults_end + secs(s.settle_secs);
@@ -367,28 +360,8 @@ pub async fn run(s: &Settings, world: &World) -> FaultResult {
     let peak = proc_kib(tg.child.id(), "VmHWM");
     stop_tollgate(tg).await;
     tg = start_tollgate(dir.path(), &config).await;
-    flows.set_base(format!("http://{}", tg.addr));
-    let mut replays = 0;
-    for r in records.iter().filter(|r| r.completed) {
-        if flows
-            .replay(r, Instant::now() + Duration::from_secs(30))
-            .await
-        {
-            replays += 1;
-        }
-    }
-    let peak = peak.max(proc_kib(tg.child.id(), "VmHWM"));
-    stop_tollgate(tg).await;
-    let accounting = account(&db, &records);
-    log(&format!("   accounting: {}", accounting.summary()));
-    for l in accounting
-        .lost
-        .iter()
-        .chain(&accounting.double)
-        .chain(&accounting.strays)
-    {
-        log(&format!("   !! {l}"));
-    }
+    let (replays, accounting, peak_after) = settle_up(&flows, &records, tg, &db).await;
+    let peak = peak.max(peak_after);
     drop(fault); // unmounts the tmpfs, now that tollgate has stopped
     super::keep_logs(dir.path(), "faults");
     let (ticks_failed_store, ticks_failed_rpc) = super::watcher_failures(dir.path());
@@ -437,6 +410,23 @@ pub fn summary(st: &FlowStats) -> String {
         out.push_str(l);
     }
     out
+}
+
+/// The "broke" cell of a payment campaign and its count.
+pub fn payment_broke(
+    st: &FlowStats,
+    a: &Accounting,
+    replays_after_restart: u64,
+    panics: usize,
+    kills: bool,
+) -> (String, u64) {
+    broke_text(&payment_breakage(
+        st,
+        a,
+        replays_after_restart,
+        panics,
+        kills,
+    ))
 }
 
 /// What broke in a payment campaign; `kills` allows socket errors and orphaned
@@ -517,13 +507,8 @@ impl FaultResult {
         let st = &self.flows.stats;
         let g = FlowStats::get;
         let a = &self.accounting;
-        let (broke, broken) = broke_text(&payment_breakage(
-            st,
-            a,
-            self.replays_after_restart,
-            self.panics.len(),
-            false,
-        ));
+        let (broke, broken) =
+            payment_broke(st, a, self.replays_after_restart, self.panics.len(), false);
         Row {
             campaign: "3. faults during payments".into(),
             thrown: format!(

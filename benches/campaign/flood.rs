@@ -2,8 +2,10 @@
 //! (256 connects in flight at most) and each is served a first request; then every
 //! connection keeps sending a request every `flood_interval_ms` (±50 %) while the
 //! probe measures latency; the unloaded latency comes from the same probe just
-//! before, on the same tollgate. Even connections ask for the free path, odd ones
-//! for a priced one (402). tollgate's `max_connections` is set above the flood.
+//! before and after the waves (pooled), on the same tollgate. Even connections ask
+//! for the free path, odd ones for a priced one (402). tollgate's
+//! `max_connections` is set above the flood. Later waves (each served, one round
+//! of requests) show whether the memory a wave leaves behind adds up.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -274,6 +276,10 @@ pub async fn run(s: &Settings, world: &World) -> FloodResult {
         out.rss_after_waves_kib.push(rss);
         out.fds_after = fds;
     }
+    // The unloaded half after the waves too: the baseline is both, pooled.
+    log(&format!("   unloaded probe again, {} s", s.probe_secs));
+    let again = probe::run_isolated(addr, secs(s.probe_secs), gap).await;
+    out.unloaded.merge(again);
     out.peak_kib = proc_kib(pid, "VmHWM");
     let m = closed_by_limits(tg.admin.expect("admin listener")).await;
     out.closed_full = closed_count(&m, "full");

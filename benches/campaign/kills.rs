@@ -9,12 +9,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::faults::{flow_times, payment_breakage, summary};
-use super::payflow::{account, run_flows, spawn_miner, Accounting, FlowRecord, FlowStats, Flows};
+use super::faults::{flow_times, payment_broke, summary};
+use super::payflow::{run_flows, settle_up, start_payer, Accounting, FlowRecord, FlowStats, Flows};
 use super::support::{TempDir, Tollgate, Xorshift};
 use super::{
-    broke_text, jitter, log, ms, panics_in, proc_kib, secs, start_tollgate, stop_tollgate,
-    thousands, Row, Settings, World,
+    jitter, log, ms, panics_in, proc_kib, secs, start_tollgate, thousands, Row, Settings, World,
 };
 
 /// What campaign 4 saw.
@@ -55,14 +54,7 @@ pub async fn run(s: &Settings, world: &World) -> KillResult {
     let dir = Arc::new(TempDir::new("campaign-kills"));
     let config = world.config(s, world.anvil.rpc_url(), "sqlite://tollgate.db", "");
     let tg = start_tollgate(dir.path(), &config).await;
-    let flows = Arc::new(Flows::new(
-        format!("http://{}", tg.addr),
-        world.anvil.clone(),
-        world.token,
-        Duration::from_millis(s.poll_ms),
-    ));
-    let (miner_stop, miner) =
-        spawn_miner(world.anvil.clone(), Duration::from_millis(s.mine_every_ms));
+    let (flows, miner_stop, miner) = start_payer(world, s, tg.addr);
     let start = Instant::now();
     let kills_end = start + secs(s.kill_secs);
     let deadline = kills_end + secs(s.settle_secs);
@@ -111,28 +103,10 @@ pub async fn run(s: &Settings, world: &World) -> KillResult {
     // One more kill: every receipt replays on the restarted tollgate.
     let peak = peak.max(proc_kib(tg.child.id(), "VmHWM"));
     let (tg, _) = kill_and_restart(tg, dir.path(), &config).await;
-    flows.set_base(format!("http://{}", tg.addr));
-    let mut replays = 0;
-    for r in records.iter().filter(|r| r.completed) {
-        if flows
-            .replay(r, Instant::now() + Duration::from_secs(30))
-            .await
-        {
-            replays += 1;
-        }
-    }
-    stop_tollgate(tg).await;
-    let accounting = account(&dir.path().join("tollgate.db"), &records);
+    let (replays, accounting, peak_after) =
+        settle_up(&flows, &records, tg, &dir.path().join("tollgate.db")).await;
+    let peak = peak.max(peak_after);
     super::keep_logs(dir.path(), "kills");
-    log(&format!("   accounting: {}", accounting.summary()));
-    for l in accounting
-        .lost
-        .iter()
-        .chain(&accounting.double)
-        .chain(&accounting.strays)
-    {
-        log(&format!("   !! {l}"));
-    }
     KillResult {
         flows,
         records,
@@ -153,13 +127,8 @@ impl KillResult {
         let st = &self.flows.stats;
         let g = FlowStats::get;
         let a = &self.accounting;
-        let (broke, broken) = broke_text(&payment_breakage(
-            st,
-            a,
-            self.replays_after_restart,
-            self.panics.len(),
-            true,
-        ));
+        let (broke, broken) =
+            payment_broke(st, a, self.replays_after_restart, self.panics.len(), true);
         Row {
             campaign: "4. kill -9 during payments".into(),
             thrown: format!(

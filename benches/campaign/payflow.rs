@@ -545,6 +545,27 @@ pub async fn run_flows(
     out
 }
 
+/// The payer of a payment campaign, on tollgate at `addr`, and the miner that
+/// brings confirmations (stop it through the sender).
+pub fn start_payer(
+    world: &super::World,
+    s: &super::Settings,
+    addr: std::net::SocketAddr,
+) -> (
+    Arc<Flows>,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let flows = Arc::new(Flows::new(
+        format!("http://{addr}"),
+        world.anvil.clone(),
+        world.token,
+        Duration::from_millis(s.poll_ms),
+    ));
+    let (stop, miner) = spawn_miner(world.anvil.clone(), Duration::from_millis(s.mine_every_ms));
+    (flows, stop, miner)
+}
+
 /// Mines one block every `every` until the returned sender is dropped or set.
 pub fn spawn_miner(
     anvil: Arc<Anvil>,
@@ -563,6 +584,40 @@ pub fn spawn_miner(
         }
     });
     (tx, h)
+}
+
+/// The end of a payment campaign, on `tg` just restarted on the store at `db`:
+/// every completed flow's receipt replayed, tollgate stopped, the store counted.
+/// Returns (receipts that replayed, the accounting, tollgate's peak RSS in KiB).
+pub async fn settle_up(
+    flows: &Flows,
+    records: &[FlowRecord],
+    tg: super::support::Tollgate,
+    db: &Path,
+) -> (u64, Accounting, u64) {
+    flows.set_base(format!("http://{}", tg.addr));
+    let mut replays = 0;
+    for r in records.iter().filter(|r| r.completed) {
+        if flows
+            .replay(r, Instant::now() + Duration::from_secs(30))
+            .await
+        {
+            replays += 1;
+        }
+    }
+    let peak = super::proc_kib(tg.child.id(), "VmHWM");
+    super::stop_tollgate(tg).await;
+    let accounting = account(db, records);
+    log(&format!("   accounting: {}", accounting.summary()));
+    for l in accounting
+        .lost
+        .iter()
+        .chain(&accounting.double)
+        .chain(&accounting.strays)
+    {
+        log(&format!("   !! {l}"));
+    }
+    (replays, accounting, peak)
 }
 
 /// What the store says about the flows, read from the SQLite file after tollgate

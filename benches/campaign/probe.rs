@@ -24,6 +24,15 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// Adds `other`'s samples and counts to these.
+    pub fn merge(&mut self, other: Probe) {
+        self.free.extend(other.free);
+        self.priced.extend(other.priced);
+        self.errors += other.errors;
+        self.bad_status += other.bad_status;
+        self.server_errors += other.server_errors;
+    }
+
     /// Every latency, both kinds.
     pub fn all(&self) -> Vec<Duration> {
         let mut v = self.free.clone();

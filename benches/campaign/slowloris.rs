@@ -8,7 +8,8 @@
 //! * as many `POST /_tollgate/pay` bodies of 256 KiB (over the 16 KiB cap of the
 //!   public endpoints: 413), alternately with `Content-Length` and chunked.
 //!
-//! The probe measures latency unloaded, then while the attack is on. A slow
+//! The probe measures latency unloaded (before the attack and after it, pooled),
+//! and while the attack is on. A slow
 //! connection still open `2 × header_timeout + 2 s` after it opened counts as one
 //! the limits did not close.
 
@@ -303,6 +304,11 @@ pub async fn run(s: &Settings, world: &World) -> SlowResult {
     for t in tasks {
         t.await.expect("attack task");
     }
+    // The unloaded half after the attack too: the baseline is both, pooled, so
+    // a burst of the machine's other work during one of them weighs less.
+    log(&format!("   unloaded probe again, {} s", s.probe_secs));
+    let again = probe::run_isolated(addr, secs(s.probe_secs), gap).await;
+    out.unloaded.merge(again);
     let after = closed_by_limits(admin).await;
     let delta =
         |reason: &str| closed_count(&after, reason).saturating_sub(closed_count(&before, reason));
