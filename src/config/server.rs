@@ -107,17 +107,7 @@ impl Validator {
     fn limits(&mut self, s: &file::ServerFile) -> Option<crate::limits::Limits> {
         let mut secs = |key: &str, v: &Option<String>, default: u64| match v.as_deref() {
             None => Some(default),
-            Some(t) => match parse_duration_secs(t) {
-                Ok(0) => {
-                    self.problem(key, "must be longer than zero");
-                    None
-                }
-                Ok(v) => Some(v),
-                Err(e) => {
-                    self.problem(key, &e);
-                    None
-                }
-            },
+            Some(t) => self.duration(key, t),
         };
         let header = secs("server.header_timeout", &s.header_timeout, 10);
         let idle = secs("server.idle_timeout", &s.idle_timeout, 60);
