@@ -233,15 +233,15 @@ impl Metrics {
     /// A store failure is reported, never a stale number.
     pub async fn scrape(&self, payments: Option<&PaymentService>) -> Result<String, String> {
         if let Some(p) = payments {
-            let all = p.store.all_payments().await.map_err(|e| e.to_string())?;
+            let totals = p.store.payment_totals().await.map_err(|e| e.to_string())?;
             let mut counts = [0i64; 8];
             let mut revenue: u128 = 0;
-            for pay in &all {
-                if let Some(i) = STATES.iter().position(|s| *s == pay.state) {
-                    counts[i] = counts[i].saturating_add(1);
+            for t in &totals {
+                if let Some(i) = STATES.iter().position(|s| *s == t.state) {
+                    counts[i] = i64::try_from(t.count).unwrap_or(i64::MAX);
                 }
-                if matches!(pay.state, PaymentState::Paid | PaymentState::PaidLate) {
-                    revenue = revenue.saturating_add(pay.received.0);
+                if matches!(t.state, PaymentState::Paid | PaymentState::PaidLate) {
+                    revenue = revenue.saturating_add(t.received.0);
                 }
             }
             for (g, n) in self.payments.iter().zip(counts) {

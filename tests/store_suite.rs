@@ -721,6 +721,90 @@ pub mod checks {
         );
     }
 
+    // Rules out: the metrics' aggregate drifting from the rows (a state miscounted,
+    // an amount past i64 wrapped or rounded, a sum past u128 wrapping).
+    /// `payment_totals` equals the count and received sum per state of every payment,
+    /// with small amounts (summed in SQL), amounts past `i64::MAX`, and a sum past
+    /// `u128::MAX` (saturates).
+    pub async fn payment_totals_are_the_sum_of_the_payments(store: Arc<dyn Store>) {
+        let expected = |all: &[Payment]| {
+            let mut m = std::collections::BTreeMap::<&str, (u64, u128)>::new();
+            for p in all {
+                let e = m.entry(p.state.as_str()).or_default();
+                e.0 += 1;
+                e.1 = e.1.saturating_add(p.received.0);
+            }
+            m.into_iter()
+                .map(|(s, (c, r))| (s.to_string(), c, r))
+                .collect::<Vec<_>>()
+        };
+        let actual = |t: Vec<tollgate::store::StateTotal>| {
+            let mut v = t
+                .into_iter()
+                .map(|t| (t.state.as_str().to_string(), t.count, t.received.0))
+                .collect::<Vec<_>>();
+            v.sort();
+            v
+        };
+        assert!(store.payment_totals().await.unwrap().is_empty());
+        let amounts = [100u128, 250, 7, 1 << 70, u128::MAX - 5, u128::MAX - 5];
+        let mut ps = Vec::new();
+        for (i, a) in amounts.iter().enumerate() {
+            ps.push(claim(&*store, due(i as u64 + 1, Some(i as u8 + 1), *a, 1, 1000)).await);
+        }
+        // Pay the first two small ones in full: paid, summed in SQL.
+        let transfers = vec![
+            transfer(1, 0, 10, &ps[0].address, 100),
+            transfer(2, 0, 10, &ps[1].address, 250),
+        ];
+        store
+            .apply_scan(batch(transfers, 10, 11, 100))
+            .await
+            .unwrap();
+        let all = store.all_payments().await.unwrap();
+        assert_eq!(
+            actual(store.payment_totals().await.unwrap()),
+            expected(&all)
+        );
+        // Ten seen payments of 18 digits each: every one fits an i64, their sum not.
+        let big = 999_999_999_999_999_999u128;
+        let mut transfers = Vec::new();
+        for i in 0..10u64 {
+            let p = claim(&*store, due(100 + i, Some(100 + i as u8), big * 2, 1, 1000)).await;
+            transfers.push(transfer(100 + i, 0, 11, &p.address, big));
+        }
+        store
+            .apply_scan(batch(transfers, 11, 11, 105))
+            .await
+            .unwrap();
+        let all = store.all_payments().await.unwrap();
+        let totals = actual(store.payment_totals().await.unwrap());
+        assert_eq!(totals, expected(&all));
+        assert!(
+            totals.contains(&("seen".into(), 10, big * 10)),
+            "{totals:?}"
+        );
+        // The big ones: a paid amount past i64::MAX, then two near u128::MAX.
+        let transfers = vec![
+            transfer(3, 0, 12, &ps[3].address, 1 << 70),
+            transfer(4, 0, 12, &ps[4].address, u128::MAX - 5),
+            transfer(5, 0, 12, &ps[5].address, u128::MAX - 5),
+        ];
+        store
+            .apply_scan(batch(transfers, 12, 13, 110))
+            .await
+            .unwrap();
+        let all = store.all_payments().await.unwrap();
+        let totals = actual(store.payment_totals().await.unwrap());
+        assert_eq!(totals, expected(&all));
+        let paid = totals.iter().find(|t| t.0 == "paid").expect("paid row");
+        assert_eq!((paid.1, paid.2), (5, u128::MAX));
+        assert!(
+            totals.contains(&("seen".into(), 10, big * 10)),
+            "{totals:?}"
+        );
+    }
+
     // Rules out: a restart forgetting where the scanner stood (rescanning from the
     // start block, or skipping a range) or the hashes the reorg walk-back needs,
     // and the block list growing without bound.
@@ -1451,6 +1535,7 @@ macro_rules! store_tests {
             unknown_addresses_are_ignored,
             address_match_ignores_case,
             large_amounts_are_exact,
+            payment_totals_are_the_sum_of_the_payments,
             paid_payment_queues_exactly_one_postback,
             delivery_attempts_keep_one_id,
             basket_changes_only_at_the_revision_read,

@@ -41,7 +41,7 @@ struct Claimed {
     pattern: Pattern,
 }
 
-impl Validator {
+impl Validator<'_> {
     /// Validates the catalogue against the (already validated) priced routes.
     pub(super) fn catalogue(
         &mut self,

@@ -14,7 +14,7 @@ pub use monetization::op_url_allowed;
 mod routes;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -75,15 +75,39 @@ pub fn load_with_env(
     parse(path, &text, env)
 }
 
-/// Parses and validates config `text` (named `path` in messages).
+/// Parses and validates config `text` (named `path` in messages). `server.upstream`
+/// is resolved with the system resolver (DNS for a host name).
 pub fn parse(
     path: &Path,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Problems> {
+    parse_with(path, text, env, &|u| {
+        u.to_socket_addrs().ok().and_then(|mut a| a.next())
+    })
+}
+
+/// As [`parse`], but `server.upstream` must be a literal `ip:port`: nothing is looked
+/// up, so the answer depends on `text` alone (the fuzzer; a DNS look-up under load
+/// would read as a hang).
+pub fn parse_offline(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Problems> {
+    parse_with(path, text, env, &|u| u.parse().ok())
+}
+
+fn parse_with(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    resolve: &dyn Fn(&str) -> Option<SocketAddr>,
+) -> Result<Config, Problems> {
     let mut v = Validator {
         file: path.to_path_buf(),
         problems: Vec::new(),
+        resolve,
     };
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
@@ -274,12 +298,14 @@ pub fn parse_key(text: &str) -> Result<SecretKey, String> {
     Ok(SecretKey(bytes))
 }
 
-struct Validator {
+struct Validator<'r> {
     file: PathBuf,
     problems: Vec<Problem>,
+    /// `host:port` → the first address it resolves to.
+    resolve: &'r dyn Fn(&str) -> Option<SocketAddr>,
 }
 
-impl Validator {
+impl Validator<'_> {
     fn problem(&mut self, key: &str, message: &str) {
         self.problems.push(Problem {
             file: self.file.clone(),
@@ -576,7 +602,7 @@ impl Validator {
     }
 }
 
-impl Validator {
+impl Validator<'_> {
     fn postback(&mut self, p: file::PostbackFile) -> Postback {
         let mut allow_networks = Vec::new();
         for (i, c) in p.allow_networks.iter().enumerate() {

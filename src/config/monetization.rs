@@ -25,7 +25,7 @@ pub fn op_url_allowed(url: &str) -> bool {
     }
 }
 
-impl Validator {
+impl Validator<'_> {
     pub(super) fn web_monetization(
         &mut self,
         w: file::WebMonetizationFile,

@@ -4,7 +4,7 @@
 use super::{file, Chain, Payments, Route, Scope, Server, Validator};
 use crate::routes::{Pattern, RouteTable};
 
-impl Validator {
+impl Validator<'_> {
     pub(super) fn routes(
         &mut self,
         routes: Vec<Option<file::RouteFile>>,

@@ -1,12 +1,11 @@
 //! Validation of the listener sections: `[server]` (addresses, origin, prefix,
 //! threads, trusted proxies, pid file, connection limits) and `[admin]`.
 
-use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 
 use super::{file, parse_duration_secs, Admin, SecretKey, Server, Validator};
 
-impl Validator {
+impl Validator<'_> {
     pub(super) fn server(&mut self, s: file::ServerFile) -> Option<Server> {
         let listen = self.socket_addr("server.listen", &s.listen);
         let public_url = match s.public_url.as_deref() {
@@ -27,8 +26,8 @@ impl Validator {
                 );
                 None
             }
-            Some(u) => match u.to_socket_addrs().map(|mut a| a.next()) {
-                Ok(Some(a)) => Some((a, u.to_string())),
+            Some(u) => match (self.resolve)(u) {
+                Some(a) => Some((a, u.to_string())),
                 _ => {
                     self.problem(
                         "server.upstream",

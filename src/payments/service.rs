@@ -516,6 +516,9 @@ mod tests {
         async fn all_payments(&self) -> StoreResult<Vec<Payment>> {
             down()
         }
+        async fn payment_totals(&self) -> StoreResult<Vec<crate::store::StateTotal>> {
+            down()
+        }
         async fn due_deliveries(
             &self,
             _: u64,

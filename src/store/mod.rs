@@ -160,6 +160,18 @@ pub struct ScanBatch {
     pub now: u64,
 }
 
+/// The payments in one state: how many, and what they received in all (exact,
+/// saturating at `u128::MAX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateTotal {
+    /// The state.
+    pub state: PaymentState,
+    /// Payments in it.
+    pub count: u64,
+    /// The sum of their `received`.
+    pub received: Amount,
+}
+
 /// A payment whose state changed in [`Store::apply_scan`] or [`Store::revert_to`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateChange {
@@ -271,6 +283,10 @@ pub trait Store: BasketStore + WmStore + Send + Sync + 'static {
 
     /// Every payment, by derivation index (for `tollgate addresses --used`).
     async fn all_payments(&self) -> StoreResult<Vec<Payment>>;
+
+    /// Count and received sum per state, in one aggregate query (what a metrics
+    /// scrape reads: no payment is loaded). States with no payment are absent.
+    async fn payment_totals(&self) -> StoreResult<Vec<StateTotal>>;
 
     /// Postbacks whose next attempt is due at `now`, oldest first.
     /// (They are queued by the same transaction that marks a payment with a

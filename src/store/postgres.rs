@@ -40,9 +40,10 @@ use super::shared::{
     KEEP_BLOCKS, REEVALUATE_WINDOW,
 };
 use super::{
-    AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, ScanBatch, StateChange, Store,
-    StoreError, StoreResult, Transfer,
+    AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, ScanBatch, StateChange, StateTotal,
+    Store, StoreError, StoreResult, Transfer,
 };
+use crate::amount::Amount;
 use crate::payments::state::PaymentState;
 
 /// The session advisory lock held while migrating.
@@ -588,6 +589,32 @@ impl Store for PostgresStore {
         let c = self.client().await?;
         let r = query(&c, &sql::all_payments(), &[]).await?;
         rows(r, payment_from)
+    }
+
+    /// `numeric` sums exactly at any size; a total past `u128::MAX` saturates.
+    async fn payment_totals(&self) -> StoreResult<Vec<StateTotal>> {
+        let c = self.client().await?;
+        let r = query(
+            &c,
+            "SELECT state, COUNT(*), COALESCE(SUM(received::numeric), 0)::text \
+             FROM payments GROUP BY state",
+            &[],
+        )
+        .await?;
+        r.iter()
+            .map(|row| {
+                let state: String = row.get(0);
+                let count: i64 = row.get(1);
+                let sum: String = row.get(2);
+                Ok(StateTotal {
+                    state: PaymentState::parse(&state).ok_or_else(|| {
+                        StoreError::Unavailable(format!("bad payment state {state:?}"))
+                    })?,
+                    count: u64::try_from(count).unwrap_or(0),
+                    received: Amount(sum.parse::<u128>().unwrap_or(u128::MAX)),
+                })
+            })
+            .collect()
     }
 
     async fn due_deliveries(&self, now: u64, limit: usize) -> StoreResult<Vec<Delivery>> {

@@ -35,14 +35,15 @@ pub use schema::MIGRATIONS;
 use columns::{mapped, u64_col, Db, U64};
 use schema::migrate;
 
+use crate::amount::Amount;
 use crate::payments::state::PaymentState;
 use crate::store::shared::{
     delivery_from, payment_from, reevaluated, sql, stored_from, Postback, Stored,
 };
 
 use super::{
-    AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, ScanBatch, StateChange, Store,
-    StoreError, StoreResult, Transfer,
+    AttemptOutcome, BlockRef, Delivery, NewPayment, Payment, ScanBatch, StateChange, StateTotal,
+    Store, StoreError, StoreResult, Transfer,
 };
 
 pub use crate::store::shared::{KEEP_BLOCKS, REEVALUATE_WINDOW};
@@ -642,6 +643,82 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(&sql::all_payments()).db()?;
             let rows = stmt.query_map([], mapped!(payment_from)).db()?;
             rows.collect::<rusqlite::Result<Vec<_>>>().db()
+        })
+        .await
+    }
+
+    /// SQLite sums integers exactly or fails with "integer overflow" (it never
+    /// rounds), so the sum is taken in SQL while every amount fits in an `i64` and
+    /// the total does; otherwise the amounts of that state are added up here.
+    async fn payment_totals(&self) -> StoreResult<Vec<StateTotal>> {
+        self.run(|c| {
+            let fast = c
+                .prepare_cached(
+                    "SELECT state, COUNT(*), MAX(LENGTH(received)), \
+                     SUM(CAST(received AS INTEGER)) FROM payments GROUP BY state",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                });
+            // The sum overflowed (or an amount is too long to cast): the slow path
+            // below handles every state.
+            let groups = fast.unwrap_or_default();
+            let exact = |state: &str| -> StoreResult<u128> {
+                let mut stmt = c
+                    .prepare_cached("SELECT received FROM payments WHERE state = ?1")
+                    .db()?;
+                let rows = stmt.query_map([state], |r| r.get::<_, String>(0)).db()?;
+                let mut sum = 0u128;
+                for text in rows {
+                    let text = text.db()?;
+                    let v = text
+                        .parse::<u128>()
+                        .map_err(|e| StoreError::Unavailable(format!("received {text:?}: {e}")))?;
+                    sum = sum.saturating_add(v);
+                }
+                Ok(sum)
+            };
+            let mut out = Vec::new();
+            if groups.is_empty() {
+                let mut stmt = c
+                    .prepare_cached("SELECT state, COUNT(*) FROM payments GROUP BY state")
+                    .db()?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                    .db()?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .db()?;
+                for (state, count) in rows {
+                    out.push((state.clone(), count, exact(&state)?));
+                }
+            } else {
+                for (state, count, longest, sum) in groups {
+                    let sum = match u128::try_from(sum) {
+                        Ok(v) if longest <= 18 => v,
+                        _ => exact(&state)?,
+                    };
+                    out.push((state, count, sum));
+                }
+            }
+            out.into_iter()
+                .map(|(state, count, received)| {
+                    Ok(StateTotal {
+                        state: PaymentState::parse(&state).ok_or_else(|| {
+                            StoreError::Unavailable(format!("bad payment state {state:?}"))
+                        })?,
+                        count: u64::try_from(count).unwrap_or(0),
+                        received: Amount(received),
+                    })
+                })
+                .collect()
         })
         .await
     }
