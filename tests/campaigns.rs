@@ -2,7 +2,7 @@
 //! campaign code (`benches/campaign/`) at small scale on the debug binary — 200
 //! kept-alive connections, 50 slowloris connections with oversized heads and
 //! bodies, 5 payment flows while the RPC flaps and the store's disk fills up, 10
-//! flows across `kill -9`s — asserting what must hold. Latency ratios are printed,
+//! flows across `kill -9`s, a 2 s claim flood beside receipt replays — asserting what must hold. Latency ratios are printed,
 //! not asserted (a debug build on a shared machine says little about them).
 //!
 //! As root the store of campaign 3 lives on a tmpfs this test mounts and unmounts
@@ -116,4 +116,19 @@ async fn campaigns_smoke_hold_their_accounting() {
     );
     assert!(k.kills >= 3, "kills: {}", k.kills);
     assert!(k.panics.is_empty(), "{:?}", k.panics);
+
+    let c = report.claims.as_ref().unwrap();
+    assert_eq!(c.paid, 3, "claims: the payments to replay were made");
+    assert!(c.claims > 0, "claims: the flood claimed");
+    assert_eq!(c.claims_bad, 0, "claims: a claim answered other than 201");
+    assert_eq!(c.claim_errors, 0, "claims");
+    assert!(!c.unloaded.ok.is_empty() && !c.loaded.ok.is_empty());
+    assert_eq!(
+        c.unloaded.refused + c.loaded.refused,
+        0,
+        "claims: replay refused"
+    );
+    assert_eq!(c.unloaded.errors + c.loaded.errors, 0, "claims");
+    assert!(c.payments_in_store >= c.claims + 3, "claims: rows");
+    assert!(c.panics.is_empty(), "{:?}", c.panics);
 }

@@ -10,7 +10,9 @@
 //! 3. [`faults`]: payment flows while the chain RPC flaps and the SQLite store's
 //!    disk fills up and drains again;
 //! 4. [`kills`]: payment flows while tollgate is killed with SIGKILL every few
-//!    seconds and restarted on the same store.
+//!    seconds and restarted on the same store;
+//! 5. [`claims`]: a flood of unpaid claims while paid receipts are replayed from
+//!    the store (replay latency unloaded first, same run).
 //!
 //! Everything listens on 127.0.0.1 with ephemeral ports. Every process started here
 //! (anvil, each tollgate) is stopped by pid when its guard drops, on panic too; the
@@ -21,6 +23,7 @@
 #[path = "../../tests/support/mod.rs"]
 pub mod support;
 
+pub mod claims;
 pub mod faults;
 pub mod flood;
 pub mod http;
@@ -105,6 +108,12 @@ pub struct Settings {
     pub kill_secs: f64,
     /// 4: mean time between two kills (jittered ±50 %).
     pub kill_every_ms: u64,
+    /// 5: clients claiming as fast as tollgate answers.
+    pub claim_clients: usize,
+    /// 5: payments made first whose receipts are replayed.
+    pub claim_paid: usize,
+    /// 5: how long the claim flood lasts, seconds.
+    pub claim_secs: f64,
     /// 3, 4: `chain.poll_interval`.
     pub poll_ms: u64,
     /// 3, 4: `chain.confirmations`.
@@ -151,6 +160,9 @@ impl Settings {
             kill_flows: 200,
             kill_secs: 60.0,
             kill_every_ms: 3000,
+            claim_clients: 32,
+            claim_paid: 20,
+            claim_secs: 20.0,
             poll_ms: 200,
             confirmations: 2,
             mine_every_ms: 1000,
@@ -183,6 +195,9 @@ impl Settings {
             kill_flows: 10,
             kill_secs: 8.0,
             kill_every_ms: 1500,
+            claim_clients: 4,
+            claim_paid: 3,
+            claim_secs: 2.0,
             poll_ms: 100,
             confirmations: 2,
             mine_every_ms: 300,
@@ -246,6 +261,9 @@ impl Settings {
             kill_flows: env_or("CAMPAIGN_KILL_FLOWS", d.kill_flows),
             kill_secs: env_or("CAMPAIGN_KILL_SECS", d.kill_secs),
             kill_every_ms: env_or("CAMPAIGN_KILL_EVERY_MS", d.kill_every_ms),
+            claim_clients: env_or("CAMPAIGN_CLAIM_CLIENTS", d.claim_clients),
+            claim_paid: env_or("CAMPAIGN_CLAIM_PAID", d.claim_paid),
+            claim_secs: env_or("CAMPAIGN_CLAIM_SECS", d.claim_secs),
             poll_ms: env_or("CAMPAIGN_POLL_MS", d.poll_ms),
             confirmations: env_or("CAMPAIGN_CONFIRMATIONS", d.confirmations),
             mine_every_ms: env_or("CAMPAIGN_MINE_EVERY_MS", d.mine_every_ms),
@@ -261,7 +279,7 @@ impl Settings {
 }
 
 /// The campaigns, in the order they run.
-pub const CAMPAIGNS: [&str; 4] = ["flood", "slowloris", "faults", "kills"];
+pub const CAMPAIGNS: [&str; 5] = ["flood", "slowloris", "faults", "kills", "claims"];
 
 // ---------------------------------------------------------------- progress
 
@@ -516,6 +534,7 @@ pub struct Report {
     pub slowloris: Option<slowloris::SlowResult>,
     pub faults: Option<faults::FaultResult>,
     pub kills: Option<kills::KillResult>,
+    pub claims: Option<claims::ClaimResult>,
 }
 
 impl Report {
@@ -531,6 +550,9 @@ impl Report {
             rows.push(r.row());
         }
         if let Some(r) = &self.kills {
+            rows.push(r.row());
+        }
+        if let Some(r) = &self.claims {
             rows.push(r.row());
         }
         rows
@@ -627,6 +649,9 @@ pub async fn run_all(s: &Settings) -> Report {
     }
     if s.wants("kills") {
         report.kills = Some(kills::run(s, &world).await);
+    }
+    if s.wants("claims") {
+        report.claims = Some(claims::run(s, &world).await);
     }
     report
 }
