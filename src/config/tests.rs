@@ -725,3 +725,20 @@ receipt_key_env = "K"
     }
     assert!(!k.contains(&"server.trusted_proxies[0]".to_string()));
 }
+
+// Rules out: the fuzzer's config target (and any caller of `parse_offline`) waiting
+// on DNS: a host name is refused without a look-up, a literal address passes, and
+// `parse` still resolves names.
+#[test]
+fn parse_offline_resolves_only_literal_addresses() {
+    let named = BASE.replace("127.0.0.1:3000", "localhost:3000");
+    let offline = parse_offline(Path::new("t.toml"), &named, &env).unwrap_err();
+    assert_eq!(
+        offline.0.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+        ["server.upstream"]
+    );
+    assert!(parse_offline(Path::new("t.toml"), BASE, &env).is_ok());
+    let v6 = BASE.replace("127.0.0.1:3000", "[::1]:3000");
+    assert!(parse_offline(Path::new("t.toml"), &v6, &env).is_ok());
+    assert!(parse(Path::new("t.toml"), &named, &env).is_ok());
+}
