@@ -37,10 +37,12 @@ pub mod chain;
 mod client;
 pub mod offer;
 pub mod prices;
+mod request;
 pub mod run;
 pub mod wallet;
 
-pub use client::{Client, How, Outcome, PaymentSummary, ReceiptSummary, Request};
+pub use client::Client;
+pub use request::{How, Outcome, PaymentSummary, ReceiptSummary, Request};
 pub use wallet::{Wallet, WalletData, WalletError};
 
 /// Why a fetch did not end with the resource. Each kind has its own exit code
