@@ -79,6 +79,7 @@ pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod endpoints;
+pub mod fetch;
 pub mod gate;
 pub mod gateway;
 pub mod keys;

@@ -55,6 +55,42 @@ enum Command {
         #[arg(long, default_value = "config/tollgate.toml")]
         config: PathBuf,
     },
+    /// Fetch a URL, paying tollgate's 402 (within --max) with the key in
+    /// TOLLGATE_PAYER_KEY, keeping receipts in a wallet file to replay later.
+    /// Exit codes: 0 ok, 1 usage/wallet, 3 price above --max, 4 payment failed or
+    /// expired, 5 network/RPC, 6 HTTP error, 7 contract refused, 130 interrupted.
+    Fetch {
+        /// The URL (with --prices: the site's prices.json, or any URL whose 402 links it).
+        url: String,
+        /// The most to pay, in 0xBTC as a decimal string ("0.5"); without it nothing is paid.
+        #[arg(long, value_name = "AMOUNT")]
+        max: Option<String>,
+        /// The JSON-RPC endpoint of the contract's chain to pay through.
+        #[arg(long, value_name = "URL")]
+        rpc: Option<String>,
+        /// The wallet file (default: $XDG_DATA_HOME/tollgate/wallet.json, else
+        /// ~/.local/share/tollgate/wallet.json).
+        #[arg(long, value_name = "FILE")]
+        wallet: Option<PathBuf>,
+        /// Write the body to FILE instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// A machine-readable summary (or error) as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// An extra request header, 'Name: value' (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "HEADER")]
+        header: Vec<String>,
+        /// The request method (default GET; POST with --data).
+        #[arg(short = 'X', long = "request", value_name = "METHOD")]
+        method: Option<String>,
+        /// The request body (@FILE reads a file).
+        #[arg(long, value_name = "DATA")]
+        data: Option<String>,
+        /// Print the site's price manifest (a table; JSON with --json) instead.
+        #[arg(long)]
+        prices: bool,
+    },
     /// Print the receiving address at derivation index N of the configured xpub.
     Address {
         /// The config file.
@@ -70,6 +106,29 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
+        Command::Fetch {
+            url,
+            max,
+            rpc,
+            wallet,
+            output,
+            json,
+            header,
+            method,
+            data,
+            prices,
+        } => ExitCode::from(tollgate::fetch::run::run(tollgate::fetch::run::Args {
+            url,
+            max,
+            rpc,
+            wallet,
+            output,
+            json,
+            headers: header,
+            method,
+            data,
+            prices,
+        })),
         Command::Check { config } => match load(&config) {
             Ok(cfg) => {
                 print_routes(&cfg);

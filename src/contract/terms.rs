@@ -62,6 +62,21 @@ pub struct Product {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ContractHash(pub [u8; 32]);
 
+impl ContractHash {
+    /// SHA-256 over the RFC 8785 (JCS) canonical form of any JSON value: the check a
+    /// paying client makes on terms it downloaded (`tollgate fetch`), with the same
+    /// canonicaliser and digest as [`Terms::hash`]. `None` when the value has no
+    /// canonical form (a number JCS cannot represent); such terms are refused.
+    pub fn of_json(value: &serde_json::Value) -> Option<ContractHash> {
+        let canonical = serde_json_canonicalizer::to_string(value).ok()?;
+        Some(Self::digest(&canonical))
+    }
+
+    fn digest(canonical: &str) -> ContractHash {
+        ContractHash(Sha256::digest(canonical.as_bytes()).into())
+    }
+}
+
 impl std::fmt::Display for ContractHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&hex::encode(self.0))
@@ -117,6 +132,6 @@ impl Terms {
 
     /// SHA-256 of [`Self::canonical_json`].
     pub fn hash(&self) -> ContractHash {
-        ContractHash(Sha256::digest(self.canonical_json().as_bytes()).into())
+        ContractHash::digest(&self.canonical_json())
     }
 }
