@@ -68,6 +68,10 @@ enum Command {
         /// The JSON-RPC endpoint of the contract's chain to pay through.
         #[arg(long, value_name = "URL")]
         rpc: Option<String>,
+        /// Trust the ERC-20 at ADDR as 0xBTC (repeatable; without it only 0xBTC on
+        /// Ethereum mainnet, 0xb6ed…5b31, is paid).
+        #[arg(long = "token", value_name = "ADDR")]
+        token: Vec<String>,
         /// The wallet file (default: $XDG_DATA_HOME/tollgate/wallet.json, else
         /// ~/.local/share/tollgate/wallet.json).
         #[arg(long, value_name = "FILE")]
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
             url,
             max,
             rpc,
+            token,
             wallet,
             output,
             json,
@@ -121,6 +126,7 @@ fn main() -> ExitCode {
             url,
             max,
             rpc,
+            tokens: token,
             wallet,
             output,
             json,

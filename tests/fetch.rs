@@ -84,10 +84,19 @@ impl World {
         }
     }
 
+    /// `tollgate fetch URL --wallet W --rpc R --token T ARGS…` (the test token is
+    /// not mainnet 0xBTC: it must be trusted by name).
     fn command(&self, path: &str, args: &[&str]) -> Command {
+        let mut cmd = self.untrusting_command(&self.url(path), args);
+        cmd.args(["--token", &self.token.to_string()]);
+        cmd
+    }
+
+    /// As [`World::command`] for any URL, without `--token`.
+    fn untrusting_command(&self, url: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
         cmd.arg("fetch")
-            .arg(self.url(path))
+            .arg(url)
             .arg("--wallet")
             .arg(self.wallet())
             .args(["--rpc", self.anvil.rpc_url()])
@@ -275,6 +284,65 @@ async fn max_below_the_price_refuses_and_sends_nothing() {
     );
     assert!(w.origin.hits().is_empty(), "the origin was reached");
     w.assert_no_secrets(&[&low.stdout, &low.stderr, &none.stderr]);
+}
+
+/// Rules out a site naming a token the payer did not agree to pay in: any ERC-20
+/// the payer holds could be named (with decimals of the site's choosing) and
+/// `--max`, in 0xBTC, would bound nothing. Without `--token` only mainnet 0xBTC is
+/// paid; a trusted token whose own `decimals()` differ from the contract's (here a
+/// tollgate that counts the 8-decimal token in 10) is refused too. Nothing is
+/// claimed or sent either way.
+#[tokio::test]
+async fn an_untrusted_token_or_wrong_decimals_is_refused() {
+    let w = World::new(1).await;
+    let nonce = w.nonce().await;
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let untrusted = run(&mut w.untrusting_command(&w.url("/movies/t.html"), &["--max", "1"]));
+    assert_eq!(untrusted.code, 7, "{untrusted}");
+    assert!(untrusted.stderr.contains("--token"), "{untrusted}");
+
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let public_url = format!("http://{listen}");
+    let config = support::PaymentsConfig {
+        listen: &listen,
+        public_url: &public_url,
+        origin: w.origin.addr,
+        rpc: w.anvil.rpc_url(),
+        dead_rpcs: &[],
+        chain_id: CHAIN_ID,
+        token: w.token,
+        confirmations: 1,
+        secrets_extra: "",
+        rest: ROUTES,
+    }
+    .render()
+    .replace("[chain]\n", "[chain]\ndecimals = 10\n");
+    assert!(config.contains("decimals = 10"), "{config}");
+    let dir = TempDir::new("fetch-decimals");
+    let tg = Tollgate::start_in(
+        dir.path(),
+        &config,
+        &[("TOLLGATE_TEST_KEY", support::TEST_KEY)],
+    );
+    let token = w.token.to_string();
+    let wrong = run(&mut w.untrusting_command(
+        &tg.url("/movies/t.html"),
+        &["--max", "1", "--token", &token],
+    ));
+    assert_eq!(wrong.code, 7, "{wrong}");
+    assert!(wrong.stderr.contains("decimals"), "{wrong}");
+
+    assert_eq!(w.nonce().await, nonce, "a transaction was sent");
+    assert_eq!(w.transfers_from_payer().await, 0);
+    let wallet = std::fs::read_to_string(w.wallet()).unwrap_or_default();
+    assert!(!wallet.contains("claim_token"), "claimed: {wallet}");
 }
 
 /// Rules out paying terms altered on the way: a man in the middle serves the

@@ -24,6 +24,7 @@ alloy::sol! {
     /// The two ERC-20 calls the payer makes.
     interface IErc20 {
         function balanceOf(address account) external view returns (uint256);
+        function decimals() external view returns (uint8);
         function transfer(address to, uint256 value) external returns (bool);
     }
 }
@@ -234,6 +235,20 @@ impl ChainPayer {
             .map_err(|e| rpc_err(&self.name, "balanceOf", e))?;
         IErc20::balanceOfCall::abi_decode_returns(&out)
             .map_err(|e| rpc_err(&self.name, "balanceOf answer", e))
+    }
+
+    /// The decimals `token` reports (ERC-20 `decimals()`).
+    pub async fn token_decimals(&self, token: Address) -> Result<u8, FetchError> {
+        let tx = TransactionRequest::default()
+            .with_to(token)
+            .with_input(Bytes::from(IErc20::decimalsCall {}.abi_encode()));
+        let out = self
+            .provider
+            .call(tx)
+            .await
+            .map_err(|e| rpc_err(&self.name, "decimals", e))?;
+        IErc20::decimalsCall::abi_decode_returns(&out)
+            .map_err(|e| rpc_err(&self.name, "decimals answer", e))
     }
 
     /// The payer's next nonce counting pool transactions (`pending`).

@@ -22,7 +22,8 @@ use serde_json::json;
 
 use super::chain::{resume_action, ChainPayer, PayerKey, ResumeAction, TxOnChain};
 use super::offer::{
-    check_instructions, check_price, verify_terms, Challenge, Instructions, MaxPrice, VerifiedOffer,
+    check_instructions, check_price, check_token, verify_terms, Challenge, Instructions, MaxPrice,
+    VerifiedOffer,
 };
 use super::request::{How, Outcome, PaymentSummary, ReceiptSummary, Request};
 use super::wallet::{PendingPayment, PendingStep, StoredReceipt, Wallet};
@@ -39,6 +40,8 @@ pub struct Client {
     wallet: Wallet,
     max: Option<MaxPrice>,
     rpc_url: Option<String>,
+    /// Token contracts trusted besides mainnet 0xBTC ([`Client::trust_token`]).
+    tokens: Vec<String>,
     key: Option<PayerKey>,
     progress: Progress,
     poll: Duration,
@@ -75,6 +78,7 @@ impl Client {
             wallet,
             max: None,
             rpc_url: None,
+            tokens: Vec::new(),
             key: None,
             progress: Arc::new(|_| {}),
             poll: Duration::from_millis(500),
@@ -91,6 +95,14 @@ impl Client {
     /// The JSON-RPC endpoint to pay through.
     pub fn rpc(mut self, url: impl Into<String>) -> Self {
         self.rpc_url = Some(url.into());
+        self
+    }
+
+    /// Trusts the ERC-20 at `address` as 0xBTC (another deployment, a test chain):
+    /// without it only 0xBTC on Ethereum mainnet is paid. Its on-chain `decimals()`
+    /// must still equal the contract's.
+    pub fn trust_token(mut self, address: impl Into<String>) -> Self {
+        self.tokens.push(address.into());
         self
     }
 
@@ -257,7 +269,8 @@ impl Client {
                         &offer.hash[..12]
                     ));
                     check_price(offer, self.max.as_ref(), now)?;
-                    let chain = self.connect(t.chain_id, &t.token, offer.price.0).await?;
+                    check_token(t, &self.tokens)?;
+                    let chain = self.connect(t, offer.price.0).await?;
                     let ins = self.claim(challenge).await?;
                     check_instructions(offer, &ins)?;
                     let p = pending_from(origin, offer, &ins);
@@ -303,13 +316,14 @@ impl Client {
     }
 
     /// Connects to the RPC for a new payment: a key and an RPC URL are required, the
-    /// node must be on the contract's chain and the payer must hold the amount.
+    /// node must be on the contract's chain, the token must report the contract's
+    /// decimals, and the payer must hold the amount.
     async fn connect(
         &self,
-        chain_id: u64,
-        token: &str,
+        t: &super::offer::OfferedTerms,
         amount: u128,
     ) -> Result<ChainPayer, FetchError> {
+        let (chain_id, token) = (t.chain_id, t.token.as_str());
         let key = self.key.as_ref().ok_or_else(|| {
             FetchError::Usage(format!(
                 "paying needs the payer's private key in {}",
@@ -325,6 +339,14 @@ impl Client {
         let token: Address = token.parse().map_err(|_| {
             FetchError::ContractRefused(format!("the contract's token {token:?} is not an address"))
         })?;
+        let decimals = chain.token_decimals(token).await?;
+        if u32::from(decimals) != t.decimals {
+            return Err(FetchError::ContractRefused(format!(
+                "the contract counts {token} in {} decimals, the token itself in {decimals}; \
+                 nothing was paid",
+                t.decimals
+            )));
+        }
         let balance = chain.token_balance(token).await?;
         if balance < U256::from(amount) {
             return Err(FetchError::PaymentFailed(format!(

@@ -180,6 +180,26 @@ pub fn verify_terms(
     })
 }
 
+/// The 0xBTC contract on Ethereum mainnet: the one token paid without `--token`.
+pub const MAINNET_0XBTC: (u64, &str) = (1, "0xb6ed7644c69416d67b522e20bc294a9a9b405b31");
+
+/// Whether the payer trusts the token the terms name: 0xBTC on mainnet, or an
+/// address in `trusted` (`--token`: another deployment, a test chain). Without this
+/// a site could name any ERC-20 the payer holds, with decimals of its choosing, and
+/// `--max` (in 0xBTC) would bound nothing.
+pub fn check_token(terms: &OfferedTerms, trusted: &[String]) -> Result<(), FetchError> {
+    let token = terms.token.to_ascii_lowercase();
+    let mainnet = terms.chain_id == MAINNET_0XBTC.0 && token == MAINNET_0XBTC.1;
+    if mainnet || trusted.iter().any(|t| t.eq_ignore_ascii_case(&token)) {
+        return Ok(());
+    }
+    Err(FetchError::ContractRefused(format!(
+        "the contract pays in token {} on chain {}, which is not 0xBTC ({} on chain {}); \
+         pass --token {} if you trust that contract; nothing was paid",
+        terms.token, terms.chain_id, MAINNET_0XBTC.1, MAINNET_0XBTC.0, terms.token
+    )))
+}
+
 /// The most the payer allows, as given to `--max`: a decimal 0xBTC amount ("0.5"),
 /// the SPEC's currency format, read without floating point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,6 +397,31 @@ mod tests {
         for bad in ["", "0,5", "1e3", "-1", "0.000000001", "0.5 "] {
             assert!(MaxPrice::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Rules out paying in a token the payer never agreed to: only mainnet 0xBTC, or
+    /// an address trusted by name (any case), on any chain but mainnet's for the
+    /// 0xBTC address itself.
+    #[test]
+    fn only_mainnet_0xbtc_or_a_trusted_token_is_paid() {
+        let t = verify_terms(&serde_json::to_value(terms()).unwrap(), &[])
+            .unwrap()
+            .terms;
+        let e = check_token(&t, &[]).unwrap_err();
+        assert_eq!(e.exit_code(), 7, "{e}");
+        assert!(check_token(&t, &["0x5FbDB2315678afecb367f032d93F642f64180aa3".into()]).is_ok());
+        assert!(check_token(&t, &["0x0000000000000000000000000000000000000001".into()]).is_err());
+        let mainnet = OfferedTerms {
+            chain_id: 1,
+            token: "0xB6eD7644C69416d67B522e20bC294A9a9B405B31".into(),
+            ..t.clone()
+        };
+        assert!(check_token(&mainnet, &[]).is_ok());
+        let elsewhere = OfferedTerms {
+            chain_id: 10,
+            ..mainnet
+        };
+        assert!(check_token(&elsewhere, &[]).is_err());
     }
 
     /// Rules out a claim answer that would have the payer send another amount, token

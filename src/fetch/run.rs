@@ -21,6 +21,8 @@ pub struct Args {
     pub max: Option<String>,
     /// `--rpc`: the JSON-RPC endpoint to pay through.
     pub rpc: Option<String>,
+    /// `--token`: token contracts trusted besides mainnet 0xBTC.
+    pub tokens: Vec<String>,
     /// `--wallet`: the wallet file (default [`super::wallet::default_path`]).
     pub wallet: Option<PathBuf>,
     /// `-o`: write the body here instead of stdout.
@@ -137,6 +139,14 @@ fn client(args: &Args) -> Result<Client, FetchError> {
     }
     if let Some(r) = &args.rpc {
         c = c.rpc(r.clone());
+    }
+    for t in &args.tokens {
+        if t.parse::<alloy::primitives::Address>().is_err() {
+            return Err(FetchError::Usage(format!(
+                "--token {t:?} is not an address"
+            )));
+        }
+        c = c.trust_token(t.clone());
     }
     if let Some(k) = PayerKey::from_env()? {
         c = c.payer_key(k);
