@@ -379,27 +379,11 @@ mod tests {
 
     fn pending(step: PendingStep, nonce: Option<u64>) -> PendingPayment {
         PendingPayment {
-            origin: "o".into(),
-            merchant: "m".into(),
-            resource: "/x".into(),
-            scope: "/x".into(),
-            payment_id: "p".into(),
-            claim_token: "c".into(),
-            address: "0x0".into(),
-            amount: "0.5".into(),
-            amount_base_units: "50000000".into(),
-            decimals: 8,
-            chain_id: 1,
-            token: "0x1".into(),
-            status_url: "s".into(),
-            receipt_url: "r".into(),
-            expires_at: 10,
-            access_ttl: 10,
             step,
-            payer: None,
             nonce,
             tx_hash: nonce.map(|_| "0xab".into()),
             raw_tx: nonce.map(|_| "0x02".into()),
+            ..crate::fetch::wallet::sample_pending()
         }
     }
 

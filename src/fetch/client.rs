@@ -357,19 +357,31 @@ impl Client {
         Ok(chain)
     }
 
-    /// `POST {pay_url} {"contract": token}`.
-    async fn claim(&self, c: &Challenge) -> Result<Instructions, FetchError> {
+    /// `POST url` with a small JSON body: the answer's status and body.
+    async fn post_json(
+        &self,
+        url: &str,
+        body: serde_json::Value,
+    ) -> Result<(u16, bytes::Bytes), FetchError> {
         let resp = self
             .http
-            .post(&c.pay_url)
+            .post(url)
             .header("Content-Type", "application/json")
-            .body(json!({ "contract": c.contract_token()? }).to_string())
+            .body(body.to_string())
             .timeout(CALL_TIMEOUT)
             .send()
             .await
             .map_err(FetchError::from_http)?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(FetchError::from_http)?;
+        Ok((status, body))
+    }
+
+    /// `POST {pay_url} {"contract": token}`.
+    async fn claim(&self, c: &Challenge) -> Result<Instructions, FetchError> {
+        let (status, body) = self
+            .post_json(&c.pay_url, json!({ "contract": c.contract_token()? }))
+            .await?;
         match status {
             200 | 201 => serde_json::from_slice(&body).map_err(|e| FetchError::Http {
                 status,
@@ -624,17 +636,9 @@ impl Client {
     ) -> Result<(String, StoredReceipt), FetchError> {
         let mut attempts = 0;
         let answer: ReceiptAnswer = loop {
-            let resp = self
-                .http
-                .post(&p.receipt_url)
-                .header("Content-Type", "application/json")
-                .body(json!({ "claim_token": p.claim_token }).to_string())
-                .timeout(CALL_TIMEOUT)
-                .send()
-                .await
-                .map_err(FetchError::from_http)?;
-            let status = resp.status().as_u16();
-            let body = resp.bytes().await.map_err(FetchError::from_http)?;
+            let (status, body) = self
+                .post_json(&p.receipt_url, json!({ "claim_token": p.claim_token }))
+                .await?;
             match status {
                 200 => {
                     break serde_json::from_slice(&body).map_err(|e| FetchError::Http {

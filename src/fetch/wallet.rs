@@ -349,6 +349,34 @@ impl Wallet {
     }
 }
 
+/// A payment in progress for unit tests (here and in [`super::chain`]).
+#[cfg(test)]
+pub(super) fn sample_pending() -> PendingPayment {
+    PendingPayment {
+        origin: "http://a".into(),
+        merchant: "http://a".into(),
+        resource: "/x".into(),
+        scope: "/x".into(),
+        payment_id: "p".into(),
+        claim_token: "c".into(),
+        address: "0x0".into(),
+        amount: "0.5".into(),
+        amount_base_units: "50000000".into(),
+        decimals: 8,
+        chain_id: 1,
+        token: "0x1".into(),
+        status_url: "s".into(),
+        receipt_url: "r".into(),
+        expires_at: 10,
+        access_ttl: 10,
+        step: PendingStep::Claimed,
+        payer: None,
+        nonce: None,
+        tx_hash: None,
+        raw_tx: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,27 +395,12 @@ mod tests {
 
     fn pending(resource: &str, step: PendingStep, expires_at: u64) -> PendingPayment {
         PendingPayment {
-            origin: "http://a".into(),
-            merchant: "http://a".into(),
             resource: resource.into(),
             scope: resource.into(),
-            payment_id: "p".into(),
-            claim_token: "c".into(),
-            address: "0x0".into(),
-            amount: "0.5".into(),
-            amount_base_units: "50000000".into(),
-            decimals: 8,
-            chain_id: 1,
-            token: "0x1".into(),
-            status_url: "s".into(),
-            receipt_url: "r".into(),
             expires_at,
             access_ttl: 100,
             step,
-            payer: None,
-            nonce: None,
-            tx_hash: None,
-            raw_tx: None,
+            ..sample_pending()
         }
     }
 
