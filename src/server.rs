@@ -28,6 +28,7 @@ use crate::payments::service::{Derive, PaymentService};
 use crate::postback::sender::Sender;
 use crate::proxy::Tollgate;
 use crate::reload::Reloader;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::services::listening::Service;
 
 /// Replaces a port-0 listen address by a concrete free port.
@@ -113,7 +114,7 @@ pub fn run(mut cfg: Config) -> ! {
             limits,
         ),
     );
-    proxy.add_tcp(&listen.to_string());
+    listen_on(&mut proxy, listen);
     server.add_service(proxy);
     if let Some(payments) = &payments {
         let listeners = [
@@ -134,7 +135,7 @@ pub fn run(mut cfg: Config) -> ! {
                     format!("tollgate {name}"),
                     Limited::new(GatewayApp::new(app.clone(), payments.clone(), kind), limits),
                 );
-                svc.add_tcp(&addr.to_string());
+                listen_on(&mut svc, addr);
                 server.add_service(svc);
             }
         }
@@ -242,4 +243,16 @@ impl BackgroundService for Announcer {
         }
         let _ = std::io::stdout().flush();
     }
+}
+
+/// Adds `addr` to `svc` without pingora's L4 read buffer: the connection guard
+/// ([`Limited`]) reads every head into a buffer of its own and pingora's HTTP/1
+/// session reads on from that, so a 64 KiB read buffer per connection (pingora's
+/// default, meant for TLS records; tollgate's listeners are plain HTTP) only added
+/// a copy and most of an idle connection's memory. The write buffer keeps its
+/// default (one MSS).
+fn listen_on<A>(svc: &mut Service<A>, addr: SocketAddr) {
+    svc.add_listener(
+        ListenerConfig::tcp(addr.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
+    );
 }
