@@ -109,15 +109,7 @@ async fn replay_isolated(
     records: Vec<FlowRecord>,
     dur: Duration,
 ) -> Replays {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("replay runtime");
-        let _ = tx.send(rt.block_on(replay_run(addr, &records, dur)));
-    });
-    rx.await.expect("replay thread")
+    super::probe::isolated(move || async move { replay_run(addr, &records, dur).await }).await
 }
 
 #[derive(Default)]

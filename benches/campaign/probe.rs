@@ -114,13 +114,24 @@ pub async fn run(addr: SocketAddr, dur: Duration, gap: Duration) -> Probe {
 /// [`run`] on a thread and runtime of its own, so the probe's requests do not
 /// queue behind the load generator's tasks in the caller's runtime.
 pub async fn run_isolated(addr: SocketAddr, dur: Duration, gap: Duration) -> Probe {
+    isolated(move || run(addr, dur, gap)).await
+}
+
+/// The future `make` builds, run on a thread and current-thread runtime of its own
+/// (a measuring client must not wait behind the load generator's tasks).
+pub async fn isolated<T, F, Fut>(make: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("probe runtime");
-        let _ = tx.send(rt.block_on(run(addr, dur, gap)));
+            .expect("isolated runtime");
+        let _ = tx.send(rt.block_on(make()));
     });
-    rx.await.expect("probe thread")
+    rx.await.expect("isolated thread")
 }

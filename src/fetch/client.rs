@@ -71,6 +71,16 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("tollgate-fetch/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::custom(|a| {
+                let followed = a.previous().len().saturating_sub(1);
+                match a.previous().last() {
+                    Some(from) if !super::request::may_follow(from, a.url(), followed) => {
+                        let why = format!("refusing a redirect from {from} to {}", a.url());
+                        a.error(why)
+                    }
+                    _ => a.follow(),
+                }
+            }))
             .build()
             .map_err(FetchError::from_http)?;
         Ok(Client {

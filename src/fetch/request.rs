@@ -34,6 +34,17 @@ impl Request {
     }
 }
 
+/// Redirects followed at most in one request.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Whether a redirect from `from` to `to` may be followed after `followed` others:
+/// never from https down to http (a receipt in `Authorization` would cross the
+/// network in clear; on a redirect to another host reqwest drops it anyway), and
+/// at most [`MAX_REDIRECTS`].
+pub fn may_follow(from: &reqwest::Url, to: &reqwest::Url, followed: usize) -> bool {
+    followed < MAX_REDIRECTS && !(from.scheme() == "https" && to.scheme() != "https")
+}
+
 /// How the resource was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum How {
@@ -98,4 +109,25 @@ pub struct Outcome {
     pub payment: Option<PaymentSummary>,
     /// The receipt presented, if any.
     pub receipt: Option<ReceiptSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Rules out a receipt sent in clear: a site (or a man in the middle of its
+    // redirect) sending an https request on to http.
+    #[test]
+    fn redirects_never_leave_https_and_are_bounded() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert!(may_follow(&u("https://a/x"), &u("https://a/y"), 0));
+        assert!(may_follow(&u("http://a/x"), &u("https://a/y"), 0));
+        assert!(may_follow(&u("http://a/x"), &u("http://b/y"), 0));
+        assert!(!may_follow(&u("https://a/x"), &u("http://a/x"), 0));
+        assert!(!may_follow(
+            &u("https://a/x"),
+            &u("https://a/y"),
+            MAX_REDIRECTS
+        ));
+    }
 }

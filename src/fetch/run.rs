@@ -204,7 +204,7 @@ async fn deliver(args: &Args, outcome: Outcome) -> Result<u8, FetchError> {
                 std::fs::File::create(path)
                     .map_err(|e| FetchError::Usage(format!("-o {}: {e}", path.display())))?,
             ),
-            None if args.json => Box::new(Memory(in_memory.insert(Vec::new()))),
+            None if args.json => Box::new(in_memory.insert(Vec::new())),
             None => Box::new(std::io::stdout().lock()),
         };
         while let Some(chunk) = response.chunk().await.map_err(FetchError::from_http)? {
@@ -252,17 +252,4 @@ async fn deliver(args: &Args, outcome: Outcome) -> Result<u8, FetchError> {
         println!("{v}");
     }
     Ok(0)
-}
-
-/// A `Write` into a borrowed buffer.
-struct Memory<'a>(&'a mut Vec<u8>);
-
-impl Write for Memory<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
