@@ -163,10 +163,18 @@ impl std::fmt::Debug for ChainPayer {
     }
 }
 
-fn rpc_err(name: &str, what: &str, e: impl std::fmt::Display) -> FetchError {
+/// An RPC failure, naming the endpoint by scheme, host and port only: the full URL
+/// (which the transport's own message repeats) often carries an API key in its path
+/// or query.
+fn rpc_err(url: &reqwest::Url, what: &str, e: impl std::fmt::Display) -> FetchError {
+    let name = endpoint_name(url);
+    let text = e
+        .to_string()
+        .replace(url.as_str(), &name)
+        .replace(url.as_str().trim_end_matches('/'), &name);
     FetchError::Network(format!(
         "RPC {name}: {what}: {}",
-        crate::redact::redact(&e.to_string())
+        crate::redact::redact(&text)
     ))
 }
 
@@ -200,7 +208,7 @@ impl ChainPayer {
         let got = provider
             .get_chain_id()
             .await
-            .map_err(|e| rpc_err(&name, "eth_chainId", e))?;
+            .map_err(|e| rpc_err(&url, "eth_chainId", e))?;
         if got != chain_id {
             return Err(FetchError::ContractRefused(format!(
                 "the contract is on chain {chain_id}, but the RPC {name} is on chain {got}"
@@ -232,9 +240,9 @@ impl ChainPayer {
             .provider
             .call(tx)
             .await
-            .map_err(|e| rpc_err(&self.name, "balanceOf", e))?;
+            .map_err(|e| rpc_err(&self.url, "balanceOf", e))?;
         IErc20::balanceOfCall::abi_decode_returns(&out)
-            .map_err(|e| rpc_err(&self.name, "balanceOf answer", e))
+            .map_err(|e| rpc_err(&self.url, "balanceOf answer", e))
     }
 
     /// The decimals `token` reports (ERC-20 `decimals()`).
@@ -246,9 +254,9 @@ impl ChainPayer {
             .provider
             .call(tx)
             .await
-            .map_err(|e| rpc_err(&self.name, "decimals", e))?;
+            .map_err(|e| rpc_err(&self.url, "decimals", e))?;
         IErc20::decimalsCall::abi_decode_returns(&out)
-            .map_err(|e| rpc_err(&self.name, "decimals answer", e))
+            .map_err(|e| rpc_err(&self.url, "decimals answer", e))
     }
 
     /// The payer's next nonce counting pool transactions (`pending`).
@@ -257,7 +265,7 @@ impl ChainPayer {
             .get_transaction_count(self.payer)
             .pending()
             .await
-            .map_err(|e| rpc_err(&self.name, "eth_getTransactionCount", e))
+            .map_err(|e| rpc_err(&self.url, "eth_getTransactionCount", e))
     }
 
     /// How many of the payer's transactions are mined (`latest`).
@@ -266,7 +274,7 @@ impl ChainPayer {
             .get_transaction_count(self.payer)
             .latest()
             .await
-            .map_err(|e| rpc_err(&self.name, "eth_getTransactionCount", e))
+            .map_err(|e| rpc_err(&self.url, "eth_getTransactionCount", e))
     }
 
     /// Signs (does not send) an ERC-20 `transfer(to, amount)` on `token` with
@@ -293,7 +301,7 @@ impl ChainPayer {
         let filled = signer
             .fill(tx)
             .await
-            .map_err(|e| rpc_err(&self.name, "preparing the transfer", e))?;
+            .map_err(|e| rpc_err(&self.url, "preparing the transfer", e))?;
         let SendableTx::Envelope(envelope) = filled else {
             return Err(FetchError::Network(
                 "the transfer could not be signed (no signer for the payer)".into(),
@@ -313,7 +321,7 @@ impl ChainPayer {
             Ok(_) => Ok(()),
             Err(e) => match self.transaction(&t.tx_hash).await? {
                 TxOnChain::Pending | TxOnChain::Mined { .. } => Ok(()),
-                TxOnChain::Unknown => Err(rpc_err(&self.name, "sending the transfer", e)),
+                TxOnChain::Unknown => Err(rpc_err(&self.url, "sending the transfer", e)),
             },
         }
     }
@@ -327,7 +335,7 @@ impl ChainPayer {
             .provider
             .get_transaction_receipt(hash)
             .await
-            .map_err(|e| rpc_err(&self.name, "eth_getTransactionReceipt", e))?;
+            .map_err(|e| rpc_err(&self.url, "eth_getTransactionReceipt", e))?;
         if let Some(r) = receipt {
             return Ok(TxOnChain::Mined {
                 success: r.status(),
@@ -337,7 +345,7 @@ impl ChainPayer {
             .provider
             .get_transaction_by_hash(hash)
             .await
-            .map_err(|e| rpc_err(&self.name, "eth_getTransactionByHash", e))?;
+            .map_err(|e| rpc_err(&self.url, "eth_getTransactionByHash", e))?;
         Ok(if pooled.is_some() {
             TxOnChain::Pending
         } else {
@@ -375,6 +383,23 @@ mod tests {
             let e = PayerKey::parse(bad).unwrap_err().to_string();
             assert!(!e.contains("59c6995e"), "{e}");
         }
+    }
+
+    // Rules out an RPC API key (in the URL's path or query) reaching stderr through
+    // the transport's error message.
+    #[test]
+    fn rpc_errors_name_the_endpoint_without_its_path() {
+        let url: reqwest::Url = "https://rpc.example:8545/v3/SECRETKEY?k=SECRET2"
+            .parse()
+            .unwrap();
+        let e = rpc_err(
+            &url,
+            "eth_chainId",
+            format!("error sending request for url ({url})"),
+        )
+        .to_string();
+        assert!(!e.contains("SECRET"), "{e}");
+        assert!(e.contains("https://rpc.example:8545"), "{e}");
     }
 
     fn pending(step: PendingStep, nonce: Option<u64>) -> PendingPayment {
